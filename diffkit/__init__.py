@@ -1,0 +1,43 @@
+"""diffkit: differentiate one expression four ways and see where the methods disagree."""
+
+from diffkit.core import Primitive
+from diffkit.errors import DiffkitError, ExpressionError, InputError, NotAnalyticError
+from diffkit.forward import hvp, jacfwd, jvp
+from diffkit.ops import (
+    abs,
+    cos,
+    cosh,
+    elu,
+    exp,
+    leaky_relu,
+    log,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    relu,
+    reshape,
+    sigmoid,
+    silu,
+    sin,
+    sinh,
+    softplus,
+    sqrt,
+    sum,
+    tan,
+    tanh,
+    transpose,
+    where,
+)
+from diffkit.reverse import grad, hessian, jacobian, value_and_grad, vjp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DiffkitError", "ExpressionError", "InputError", "NotAnalyticError", "Primitive",
+    "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
+    "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
+    "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",
+    "value_and_grad", "vjp", "where",
+]

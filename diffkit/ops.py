@@ -1,0 +1,512 @@
+"""THE table of primitives: for each operation its NumPy implementation, SymPy counterpart,
+VJP and JVP rules, side by side. These Primitive objects are the functions users call.
+
+Kink convention (one value at x = 0, the same in reverse mode, forward mode and SymPy):
+relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha (the x <= 0 branch), abs'(0) = sign(0) = 0,
+and maximum(x, y) gives each input half the cotangent where x == y (Heaviside(0) = 1/2).
+"""
+
+import builtins
+import math
+
+import numpy as np
+import sympy
+
+from diffkit.core import Primitive, is_symbolic, primal, shape_of
+
+_INF = math.inf
+_NAN = math.nan
+
+
+def _float_fallback(np_fn, *args):
+    """Evaluate a scalar operation in NumPy when Python floats would raise (1/0, 10.0**400)."""
+    with np.errstate(all="ignore"):
+        return float(np_fn(*(float(a) for a in args)))
+
+
+# ---- scalar fast paths: Python floats in, Python floats out, inf/nan instead of exceptions ----
+
+def _divide_scalar(x, y):
+    try:
+        return x / y
+    except ZeroDivisionError:
+        return _float_fallback(np.divide, x, y)
+
+
+def _power_scalar(x, y):
+    try:
+        out = x**y
+    except (ZeroDivisionError, OverflowError):
+        return _float_fallback(np.power, x, y)
+    return _NAN if type(out) is complex else out
+
+
+def _exp_scalar(x):
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return _INF
+
+
+def _log_scalar(x):
+    if x > 0:
+        return math.log(x)
+    return -_INF if x == 0 else _NAN
+
+
+def _guarded(fn, on_overflow):
+    def scalar(x):
+        try:
+            return fn(x)
+        except OverflowError:
+            return on_overflow(x)
+        except ValueError:  # math.sin(inf) and friends
+            return _NAN
+
+    return scalar
+
+
+def _sigmoid_scalar(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _softplus_scalar(x):
+    return builtins.max(x, 0.0) + math.log1p(math.exp(-builtins.abs(x)))
+
+
+def _heaviside_scalar(x, at_zero):
+    return 1.0 if x > 0 else (at_zero if x == 0 else 0.0)
+
+
+# ---- NumPy implementations that must stay finite at +-1000 ----
+
+def _sigmoid_np(x):
+    if np.iscomplexobj(x):
+        return 1 / (1 + np.exp(-x))
+    e = np.exp(-np.abs(x))
+    return np.where(np.asarray(x) >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus_np(x):
+    if np.iscomplexobj(x):
+        return np.log1p(np.exp(x))
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _elu_np(x, alpha=1.0):
+    return np.where(np.asarray(x) > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _logsumexp_np(x, axis=None, keepdims=False):
+    x = np.asarray(x)
+    m = np.max(x.real, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    if not keepdims:
+        out = np.squeeze(out, axis=axis)
+    return out[()] if out.ndim == 0 else out
+
+
+def _untake_np(g, index, shape):
+    dtype = object if is_symbolic(g) else np.result_type(g, float)
+    out = np.zeros(shape, dtype=dtype)
+    np.add.at(out, index, g)
+    return out
+
+
+def _identity_scalar(x, axis=None, keepdims=False):
+    return x
+
+
+# ---- SymPy counterparts of what SymPy spells differently ----
+
+def _sympy_where(cond, x, y):
+    if cond in (True, False):
+        return x if cond else y
+    return sympy.Piecewise((x, cond), (y, True))
+
+
+def _sympy_reduce(fn):
+    def reduce(x, axis=None, keepdims=False):
+        return fn(np.asarray(x, dtype=object), axis=axis, keepdims=keepdims)
+
+    return reduce
+
+
+_sympy_max = np.frompyfunc(sympy.Max, 2, 1).reduce
+_sympy_exp = np.frompyfunc(sympy.exp, 1, 1)
+_sympy_log = np.frompyfunc(sympy.log, 1, 1)
+
+
+def _sympy_logsumexp(x, axis=None, keepdims=False):
+    x = np.asarray(x, dtype=object)
+    return _sympy_log(np.sum(_sympy_exp(x), axis=axis, keepdims=keepdims))
+
+
+def _sympy_count(x, axis):
+    shape = np.shape(x)
+    axes = range(len(shape)) if axis is None else np.atleast_1d(axis)
+    return int(np.prod([shape[a] for a in axes]))
+
+
+# ---- the table ----
+
+add = Primitive(
+    "add", lambda x, y: x + y, lambda x, y: x + y,
+    vjp=[lambda g, ans, x, y: g, lambda g, ans, x, y: g],
+    jvp=[lambda t, ans, x, y: t, lambda t, ans, x, y: t],
+    scalar=lambda x, y: x + y,
+)
+subtract = Primitive(
+    "subtract", lambda x, y: x - y, lambda x, y: x - y,
+    vjp=[lambda g, ans, x, y: g, lambda g, ans, x, y: -g],
+    jvp=[lambda t, ans, x, y: t, lambda t, ans, x, y: -t],
+    scalar=lambda x, y: x - y,
+)
+multiply = Primitive(
+    "multiply", lambda x, y: x * y, lambda x, y: x * y,
+    vjp=[lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x],
+    jvp=[lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t],
+    scalar=lambda x, y: x * y,
+)
+divide = Primitive(
+    "divide", lambda x, y: x / y, lambda x, y: x / y,
+    vjp=[lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y],
+    jvp=[lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * x / (y * y)],
+    scalar=_divide_scalar,
+)
+negative = Primitive(
+    "negative", lambda x: -x, lambda x: -x,
+    vjp=[lambda g, ans, x: -g],
+    jvp=[lambda t, ans, x: -t],
+    scalar=lambda x: -x,
+)
+
+
+def _log_or_zero(x):
+    """log(x) where x != 0 and 0 where x == 0: d(x**y)/dy at x = 0 is 0, not 0 * -inf."""
+    return log(where(primal(x) == 0, 1.0, x))
+
+
+power = Primitive(
+    "power", lambda x, y: x**y, lambda x, y: x**y,
+    vjp=[
+        lambda g, ans, x, y: g * y * x ** (y - 1),
+        lambda g, ans, x, y: g * ans * _log_or_zero(x),
+    ],
+    jvp=[
+        lambda t, ans, x, y: t * y * x ** (y - 1),
+        lambda t, ans, x, y: t * _log_or_zero(x) * x**y,
+    ],
+    scalar=_power_scalar,
+)
+
+exp = Primitive(
+    "exp", np.exp, sympy.exp,
+    vjp=[lambda g, ans, x: g * ans],
+    jvp=[lambda t, ans, x: t * exp(x)],
+    scalar=_exp_scalar,
+)
+log = Primitive(
+    "log", np.log, sympy.log,
+    vjp=[lambda g, ans, x: g / x],
+    jvp=[lambda t, ans, x: t * x**-1],
+    scalar=_log_scalar,
+)
+sqrt = Primitive(
+    "sqrt", np.sqrt, sympy.sqrt,
+    vjp=[lambda g, ans, x: g * 0.5 / ans],
+    jvp=[lambda t, ans, x: t / (2 * sqrt(x))],
+    scalar=lambda x: math.sqrt(x) if x >= 0 else _NAN,
+)
+sin = Primitive(
+    "sin", np.sin, sympy.sin,
+    vjp=[lambda g, ans, x: g * cos(x)],
+    jvp=[lambda t, ans, x: t * cos(x)],
+    scalar=_guarded(math.sin, None),
+)
+cos = Primitive(
+    "cos", np.cos, sympy.cos,
+    vjp=[lambda g, ans, x: -g * sin(x)],
+    jvp=[lambda t, ans, x: -(t * sin(x))],
+    scalar=_guarded(math.cos, None),
+)
+tan = Primitive(
+    "tan", np.tan, sympy.tan,
+    vjp=[lambda g, ans, x: g * (1 + ans * ans)],
+    jvp=[lambda t, ans, x: t / cos(x) ** 2],
+    scalar=_guarded(math.tan, None),
+)
+tanh = Primitive(
+    "tanh", np.tanh, sympy.tanh,
+    vjp=[lambda g, ans, x: g * (1 - ans * ans)],
+    jvp=[lambda t, ans, x: t * (1 - tanh(x) ** 2)],
+    scalar=math.tanh,
+)
+sinh = Primitive(
+    "sinh", np.sinh, sympy.sinh,
+    vjp=[lambda g, ans, x: g * cosh(x)],
+    jvp=[lambda t, ans, x: t * cosh(x)],
+    scalar=_guarded(math.sinh, lambda x: math.copysign(_INF, x)),
+)
+cosh = Primitive(
+    "cosh", np.cosh, sympy.cosh,
+    vjp=[lambda g, ans, x: g * sinh(x)],
+    jvp=[lambda t, ans, x: t * sinh(x)],
+    scalar=_guarded(math.cosh, lambda x: _INF),
+)
+
+# Non-differentiable helpers: their outputs are constants under every transform.
+sign = Primitive(
+    "sign", np.sign, sympy.sign, vjp=[None], jvp=[None], analytic=False,
+    scalar=lambda x: float((x > 0) - (x < 0)) if x == x else _NAN,
+)
+heaviside = Primitive(
+    "heaviside", np.heaviside, sympy.Heaviside, vjp=[None, None], jvp=[None, None],
+    analytic=False, scalar=_heaviside_scalar,
+)
+where = Primitive(
+    "where", np.where, _sympy_where,
+    vjp=[None, lambda g, ans, c, x, y: where(c, g, 0.0), lambda g, ans, c, x, y: where(c, 0.0, g)],
+    jvp=[None, lambda t, ans, c, x, y: where(c, t, 0.0), lambda t, ans, c, x, y: where(c, 0.0, t)],
+)
+
+abs = Primitive(
+    "abs", np.abs, sympy.Abs,
+    vjp=[lambda g, ans, x: g * sign(x)],
+    jvp=[lambda t, ans, x: sign(x) * t],
+    scalar=builtins.abs, analytic=False,
+)
+maximum = Primitive(
+    "maximum", np.maximum, sympy.Max,
+    vjp=[
+        lambda g, ans, x, y: g * heaviside(x - y, 0.5),
+        lambda g, ans, x, y: g * heaviside(y - x, 0.5),
+    ],
+    jvp=[
+        lambda t, ans, x, y: t * heaviside(x - y, 0.5),
+        lambda t, ans, x, y: t * (1 - heaviside(x - y, 0.5)),
+    ],
+    scalar=lambda x, y: x if x > y else y, analytic=False,
+)
+sigmoid = Primitive(
+    "sigmoid", _sigmoid_np, lambda x: 1 / (1 + sympy.exp(-x)),
+    vjp=[lambda g, ans, x: g * ans * (1 - ans)],
+    jvp=[lambda t, ans, x: t * sigmoid(x) * sigmoid(-x)],
+    scalar=_sigmoid_scalar,
+)
+relu = Primitive(
+    "relu", lambda x: np.where(np.asarray(x) > 0, x, 0.0),
+    lambda x: sympy.Piecewise((x, x > 0), (0, True)),
+    vjp=[lambda g, ans, x: g * heaviside(x, 0.0)],
+    jvp=[lambda t, ans, x: where(x > 0, t, 0.0)],
+    scalar=lambda x: x if x > 0 else 0.0, analytic=False,
+)
+leaky_relu = Primitive(
+    "leaky_relu", lambda x, alpha=0.01: np.where(np.asarray(x) > 0, x, alpha * x),
+    lambda x, alpha=0.01: sympy.Piecewise((x, x > 0), (alpha * x, True)),
+    vjp=[
+        lambda g, ans, x, alpha=0.01: g * where(x > 0, 1.0, alpha),
+        lambda g, ans, x, alpha=0.01: g * where(x > 0, 0.0, x),
+    ],
+    jvp=[
+        lambda t, ans, x, alpha=0.01: where(x > 0, t, alpha * t),
+        lambda t, ans, x, alpha=0.01: where(x > 0, 0.0, t * x),
+    ],
+    scalar=lambda x, alpha=0.01: x if x > 0 else alpha * x, analytic=False,
+)
+softplus = Primitive(
+    "softplus", _softplus_np, lambda x: sympy.log(1 + sympy.exp(x)),
+    vjp=[lambda g, ans, x: g * sigmoid(x)],
+    jvp=[lambda t, ans, x: t * (1 - exp(-ans))],  # exp(-softplus(x)) = 1 - sigmoid(x)
+    scalar=_softplus_scalar,
+)
+elu = Primitive(
+    "elu", _elu_np,
+    lambda x, alpha=1.0: sympy.Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True)),
+    vjp=[
+        lambda g, ans, x, alpha=1.0: g * where(x > 0, 1.0, ans + alpha),
+        lambda g, ans, x, alpha=1.0: g * where(x > 0, 0.0, ans / alpha),
+    ],
+    jvp=[
+        lambda t, ans, x, alpha=1.0: where(x > 0, t, t * alpha * exp(where(x > 0, 0.0, x))),
+        lambda t, ans, x, alpha=1.0: where(x > 0, 0.0, t * (exp(where(x > 0, 0.0, x)) - 1)),
+    ],
+    scalar=lambda x, alpha=1.0: x if x > 0 else alpha * math.expm1(x), analytic=False,
+)
+silu = Primitive(
+    "silu", lambda x: x * _sigmoid_np(x), lambda x: x / (1 + sympy.exp(-x)),
+    vjp=[lambda g, ans, x: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))],
+    jvp=[lambda t, ans, x: t * (sigmoid(x) + ans * sigmoid(-x))],
+    scalar=lambda x: x * _sigmoid_scalar(x),
+)
+
+# ---- shapes: reductions, matmul, reshape, transpose, indexing, broadcasting ----
+
+
+def _keepdims_shape(shape, axis):
+    if axis is None:
+        return (1,) * len(shape)
+    axes = [a % len(shape) for a in np.atleast_1d(axis)]
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _unreduce(g, x, axis, keepdims):
+    """Spread the cotangent of a reduction back over the shape of its input x."""
+    shape = shape_of(x)
+    if not keepdims:
+        g = reshape(g, shape=_keepdims_shape(shape, axis))
+    return broadcast_to(g, shape=shape)
+
+
+def _count(x, ans):
+    """How many entries of x were averaged into each entry of ans."""
+    return int(np.prod(shape_of(x))) // builtins.max(1, int(np.prod(shape_of(ans))))
+
+
+def _max_share(x, ans, axis, keepdims):
+    """Constant weights that split a max's cotangent evenly among the entries that attain it."""
+    hit = (primal(x) == primal(_unreduce(ans, x, axis, keepdims))).astype(float)
+    return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def sum_to(x, shape):
+    """Sum x over broadcast axes so that it has `shape` (the cotangent of a broadcast)."""
+    shape = tuple(shape)
+    have = shape_of(x)
+    if have == shape:
+        return x
+    lead = len(have) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1
+    )
+    out = sum(x, axis=axes, keepdims=True)
+    return reshape(out, shape=shape)
+
+
+sum = Primitive(
+    "sum", np.sum, _sympy_reduce(np.sum), elementwise=False,
+    vjp=[lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)],
+    jvp=[lambda t, ans, x, axis=None, keepdims=False: sum(t, axis=axis, keepdims=keepdims)],
+    scalar=_identity_scalar,
+)
+mean = Primitive(
+    "mean", np.mean,
+    lambda x, axis=None, keepdims=False: (
+        np.sum(np.asarray(x, dtype=object), axis=axis, keepdims=keepdims) / _sympy_count(x, axis)
+    ),
+    elementwise=False,
+    vjp=[
+        lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
+        / _count(x, ans)
+    ],
+    jvp=[lambda t, ans, x, axis=None, keepdims=False: mean(t, axis=axis, keepdims=keepdims)],
+    scalar=_identity_scalar,
+)
+max = Primitive(
+    "max", np.max, _sympy_reduce(_sympy_max), elementwise=False, analytic=False,
+    vjp=[
+        lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
+        * _max_share(x, ans, axis, keepdims)
+    ],
+    jvp=[
+        lambda t, ans, x, axis=None, keepdims=False: sum(
+            t * _max_share(x, ans, axis, keepdims), axis=axis, keepdims=keepdims
+        )
+    ],
+    scalar=_identity_scalar,
+)
+logsumexp = Primitive(
+    "logsumexp", _logsumexp_np, _sympy_logsumexp, elementwise=False,
+    vjp=[
+        lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
+        * exp(x - _unreduce(ans, x, axis, keepdims))
+    ],
+    jvp=[
+        lambda t, ans, x, axis=None, keepdims=False: sum(
+            t * exp(x - _unreduce(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims
+        )
+    ],
+    scalar=_identity_scalar,
+)
+
+
+def _matmul_vjp_a(g, ans, a, b):
+    if len(shape_of(b)) == 1:
+        if len(shape_of(a)) == 1:
+            return g * b
+        return reshape(g, shape=shape_of(g) + (1,)) * b
+    if len(shape_of(a)) == 1:
+        return matmul(b, g)
+    return matmul(g, transpose(b))
+
+
+def _matmul_vjp_b(g, ans, a, b):
+    if len(shape_of(a)) == 1:
+        if len(shape_of(b)) == 1:
+            return g * a
+        return reshape(a, shape=shape_of(a) + (1,)) * g
+    if len(shape_of(b)) == 1:
+        return matmul(g, a)
+    return matmul(transpose(a), g)
+
+
+def _matmul_np(a, b):
+    if np.ndim(a) > 2 or np.ndim(b) > 2 or np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError("matmul takes 1-D and 2-D arrays; use multiply for scalars")
+    return np.matmul(a, b)
+
+
+matmul = Primitive(
+    "matmul", _matmul_np, lambda a, b: np.matmul(np.asarray(a), np.asarray(b)),
+    elementwise=False,
+    vjp=[_matmul_vjp_a, _matmul_vjp_b],
+    jvp=[lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)],
+)
+reshape = Primitive(
+    "reshape", lambda x, shape: np.reshape(x, shape),
+    lambda x, shape: np.reshape(np.asarray(x, dtype=object), shape), elementwise=False,
+    vjp=[lambda g, ans, x, shape: reshape(g, shape=shape_of(x))],
+    jvp=[lambda t, ans, x, shape: reshape(t, shape=shape)],
+)
+transpose = Primitive(
+    "transpose", lambda x, axes=None: np.transpose(x, axes),
+    lambda x, axes=None: np.transpose(np.asarray(x, dtype=object), axes), elementwise=False,
+    vjp=[
+        lambda g, ans, x, axes=None: transpose(
+            g, axes=None if axes is None else tuple(np.argsort(axes))
+        )
+    ],
+    jvp=[lambda t, ans, x, axes=None: transpose(t, axes=axes)],
+)
+broadcast_to = Primitive(
+    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+    lambda x, shape: np.broadcast_to(np.asarray(x, dtype=object), shape), elementwise=False,
+    vjp=[lambda g, ans, x, shape: sum_to(g, shape_of(x))],
+    jvp=[lambda t, ans, x, shape: broadcast_to(t, shape=shape)],
+    scalar=lambda x, shape: x if shape == () else np.broadcast_to(x, shape),
+)
+take = Primitive(
+    "take", lambda x, index: x[index], lambda x, index: np.asarray(x, dtype=object)[index],
+    elementwise=False,
+    vjp=[lambda g, ans, x, index: untake(g, index=index, shape=shape_of(x))],
+    jvp=[lambda t, ans, x, index: take(t, index=index)],
+)
+untake = Primitive(
+    "untake", _untake_np, _untake_np, elementwise=False,
+    vjp=[lambda g, ans, x, index, shape: take(g, index=index)],
+    jvp=[lambda t, ans, x, index, shape: untake(t, index=index, shape=shape)],
+)
+
+PRIMITIVES = {
+    p.name: p
+    for p in [
+        add, subtract, multiply, divide, negative, power, exp, log, sqrt, sin, cos, tan, tanh,
+        sinh, cosh, abs, sign, heaviside, where, maximum, sigmoid, relu, leaky_relu, softplus,
+        elu, silu, sum, mean, max, logsumexp, matmul, reshape, transpose, broadcast_to, take,
+        untake,
+    ]
+}

@@ -1,0 +1,352 @@
+"""Reverse mode: a tape of primitive applications, walked backwards once, iteratively.
+grad, value_and_grad, vjp, jacobian and hessian are built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffkit import ops
+from diffkit.core import Box, new_level, primal, shape_of
+from diffkit.errors import InputError
+
+
+class Tracer(Box):
+    """A value recorded on a tape: `index` is its position there, `level` its transform's."""
+
+    __slots__ = ("value", "level", "tape", "index")
+
+    def __init__(self, value, level, tape, index):
+        self.value = value
+        self.level = level
+        self.tape = tape
+        self.index = index
+
+    def apply(self, prim, args, params):
+        if len(args) == 1 and not params and prim.vjp[0] is not None:
+            value = self.value
+            scalar = prim.scalar
+            ans = scalar(value) if scalar is not None and type(value) is float else prim(value)
+            tape = self.tape
+            tape.append((prim, (value,), None, ans, ((0, self.index),)))
+            return Tracer(ans, self.level, tape, len(tape) - 1)
+        level = self.level
+        vals = list(args)
+        parents = []
+        for i, a in enumerate(args):
+            if type(a) is Tracer and a.level == level:
+                vals[i] = a.value
+                if prim.vjp[i] is not None:
+                    parents.append((i, a.index))
+        ans = prim(*vals, **params)
+        if not parents:
+            return ans
+        tape = self.tape
+        tape.append((prim, vals, params, ans, parents))
+        return Tracer(ans, level, tape, len(tape) - 1)
+
+    # Arithmetic on scalar tracers is most of a small graph: record it without generic dispatch.
+    def __add__(self, other):
+        return _record2(ops.add, self, other)
+
+    def __radd__(self, other):
+        return _record2(ops.add, other, self)
+
+    def __sub__(self, other):
+        return _record2(ops.subtract, self, other)
+
+    def __rsub__(self, other):
+        return _record2(ops.subtract, other, self)
+
+    def __mul__(self, other):
+        return _record2(ops.multiply, self, other)
+
+    def __rmul__(self, other):
+        return _record2(ops.multiply, other, self)
+
+    def __truediv__(self, other):
+        return _record2(ops.divide, self, other)
+
+    def __rtruediv__(self, other):
+        return _record2(ops.divide, other, self)
+
+    def __pow__(self, other):
+        return _record2(ops.power, self, other)
+
+    def __rpow__(self, other):
+        return _record2(ops.power, other, self)
+
+    def __neg__(self):
+        ans = -self.value
+        tape = self.tape
+        tape.append((ops.negative, (self.value,), None, ans, ((0, self.index),)))
+        return Tracer(ans, self.level, tape, len(tape) - 1)
+
+    def __repr__(self):
+        return f"Tracer({self.value!r})"
+
+
+def _record2(prim, x, y):
+    """Apply a binary primitive where x or y is a Tracer; fast when the other is a constant
+    number or a tracer of the same level, generic dispatch otherwise."""
+    kx, ky = type(x), type(y)
+    if kx is Tracer:
+        if ky is Tracer:
+            if x.level != y.level:
+                return prim(x, y)
+            parents = ((0, x.index), (1, y.index))
+            x, t, y = x.value, x, y.value
+        elif ky is float or ky is int:
+            parents = ((0, x.index),)
+            x, t, y = x.value, x, float(y)
+        else:
+            return prim(x, y)
+    elif kx is float or kx is int:
+        parents = ((1, y.index),)
+        x, y, t = float(x), y.value, y
+    else:
+        return prim(x, y)
+    if type(x) is float and type(y) is float:
+        ans = prim.scalar(x, y)
+    else:
+        ans = prim(x, y)
+    tape = t.tape
+    tape.append((prim, (x, y), None, ans, parents))
+    return Tracer(ans, t.level, tape, len(tape) - 1)
+
+
+def _fit(ct, like):
+    """Sum a cotangent over the axes along which its primal was broadcast."""
+    if type(ct) is float and type(like) is float:
+        return ct
+    shape = shape_of(like)
+    if shape_of(ct) != shape:
+        ct = ops.sum_to(ct, shape)
+    return ct
+
+
+def backward(tape, out_index, seed, stop=0):
+    """Return the cotangent of every tape entry, given `seed` for entry `out_index`.
+
+    Entries out_index down to stop are visited once each, newest first: the tape's order is a
+    topological order. Entries below `stop` (the inputs) only receive cotangents.
+    """
+    cts = [None] * len(tape)
+    cts[out_index] = seed
+    for i in range(out_index, stop - 1, -1):
+        g = cts[i]
+        if g is None:
+            continue
+        cts[i] = None  # spent: free it as soon as it has been pushed to the parents
+        prim, vals, params, ans, parents = tape[i]
+        rules = prim.vjp
+        for k, j in parents:
+            if params:
+                ct = rules[k](g, ans, *vals, **params)
+            else:
+                ct = rules[k](g, ans, *vals)
+            if type(ct) is not float or type(vals[k]) is not float:
+                ct = _fit(ct, vals[k])
+            old = cts[j]
+            cts[j] = ct if old is None else old + ct
+    return cts
+
+
+def check_input(x, position):
+    """Return x as a differentiable float value, or raise InputError saying why it is not."""
+    if isinstance(x, Box):
+        return x
+    kind = type(x)
+    if kind is float:
+        return x
+    if kind is int or isinstance(x, np.floating):
+        return float(x)
+    if kind is bool or isinstance(x, (np.bool_, np.integer)):
+        raise InputError(f"argument {position} is {kind.__name__}; pass a float to differentiate")
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind in "fc" and x.dtype != object:
+            return x
+        raise InputError(
+            f"argument {position} is an array of dtype {x.dtype}; differentiable inputs must be"
+            f" float arrays: pass x.astype(float)"
+        )
+    raise InputError(f"argument {position} is a {kind.__name__}; pass a float or a float array")
+
+
+def _argnums(argnums):
+    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+
+def _check_argnums(nums, nargs):
+    for n in nums:
+        if not -nargs <= n < nargs:
+            raise InputError(f"argnums {nums} is out of range for {nargs} arguments")
+
+
+def _as_gradient(ct, like):
+    """Shape a cotangent like its primal: float for float, a fresh float array for an array."""
+    if type(ct) is float and type(like) is float:
+        return ct
+    if ct is None:
+        return 0.0 if type(like) is float else np.zeros(np.shape(like))
+    if isinstance(ct, Box):
+        return ct
+    if type(like) is float:
+        return float(np.real(ct)) if np.ndim(ct) == 0 else float(np.sum(ct))
+    return np.array(np.broadcast_to(ct, np.shape(like)), dtype=np.result_type(like, float))
+
+
+def _trace(f, args, nums, kwargs):
+    """Run f with the inputs at `nums` replaced by tracers (tape entries 0, 1, ...).
+
+    Returns (output, tape, level).
+    """
+    _check_argnums(nums, len(args))
+    args = list(args)
+    level = new_level()
+    tape = [None] * len(nums)
+    for i, n in enumerate(nums):
+        args[n] = Tracer(check_input(args[n], n), level, tape, i)
+    return f(*args, **kwargs), tape, level
+
+
+def _pull(out, tape, level, seed, count):
+    """Cotangents of the first `count` tape entries (the inputs), for output cotangent seed."""
+    if not (type(out) is Tracer and out.level == level):
+        return [None] * count
+    return backward(tape, out.index, seed, count)[:count]
+
+
+def _value(out, level):
+    return out.value if type(out) is Tracer and out.level == level else out
+
+
+def value_and_grad(f, argnums=0):
+    """Return a function giving (f(*args), gradient) for a scalar-valued f.
+
+    The gradient has the shape of each differentiated argument; with a tuple `argnums` it is a
+    tuple, one entry per argument.
+
+    Example:
+        >>> value_and_grad(lambda x, y: x * y, argnums=(0, 1))(3.0, 2.0)
+        (6.0, (2.0, 3.0))
+    """
+    nums = _argnums(argnums)
+    many = not isinstance(argnums, int)
+
+    def value_and_grad_f(*args, **kwargs):
+        out, tape, level = _trace(f, args, nums, kwargs)
+        if shape_of(out) != ():
+            raise InputError(
+                f"grad needs a scalar output, got shape {shape_of(out)}; use jacobian or vjp"
+            )
+        cts = _pull(out, tape, level, 1.0, len(nums))
+        grads = [_as_gradient(ct, args[n]) for ct, n in zip(cts, nums)]
+        value = _as_output(_value(out, level))
+        return value, (tuple(grads) if many else grads[0])
+
+    return value_and_grad_f
+
+
+def grad(f, argnums=0):
+    """Return a function computing the gradient of scalar-valued f with respect to `argnums`.
+
+    Example:
+        >>> import diffkit as dk
+        >>> neuron = lambda x, w, b: 1 / (1 + dk.exp(-(w * x + b)))
+        >>> dk.grad(neuron, argnums=(0, 1, 2))(1.0, 0.0, 0.0)
+        (0.0, 0.25, 0.25)
+    """
+    value_and_grad_f = value_and_grad(f, argnums)
+
+    def grad_f(*args, **kwargs):
+        return value_and_grad_f(*args, **kwargs)[1]
+
+    return grad_f
+
+
+def vjp(f, *primals):
+    """Return (f(*primals), vjp_fn) where vjp_fn(cotangent) gives one cotangent per primal.
+
+    Example:
+        >>> out, pullback = vjp(lambda x: 3.0 * x, 2.0)
+        >>> out, pullback(1.0)
+        (6.0, (3.0,))
+    """
+    nums = tuple(range(len(primals)))
+    out, tape, level = _trace(f, primals, nums, {})
+
+    def vjp_fn(cotangent):
+        if shape_of(cotangent) != shape_of(out):
+            raise InputError(
+                f"the cotangent has shape {shape_of(cotangent)}, the output {shape_of(out)}"
+            )
+        cts = _pull(out, tape, level, cotangent, len(nums))
+        return tuple(_as_gradient(ct, p) for ct, p in zip(cts, primals))
+
+    return _as_output(_value(out, level)), vjp_fn
+
+
+def _as_output(value):
+    if type(value) is float or isinstance(value, Box) or np.ndim(value) != 0:
+        return value
+    return float(value) if not np.iscomplexobj(value) else complex(value)
+
+
+def jacobian(f, argnums=0):
+    """Return a function computing the Jacobian of f: shape out.shape + arg.shape.
+
+    Reverse mode, one backward pass over the same tape per output entry.
+
+    Example:
+        >>> import numpy as np
+        >>> jacobian(lambda x: x * x)(np.array([1.0, 2.0]))
+        array([[2., 0.],
+               [0., 4.]])
+    """
+
+    nums = _argnums(argnums)
+
+    def jacobian_f(*args, **kwargs):
+        out, tape, level = _trace(f, args, nums, kwargs)
+        out_shape = shape_of(out)
+        value = primal(_value(out, level))
+        rows = [[] for _ in nums]
+        for k in range(int(np.prod(out_shape))):
+            seed = np.zeros(out_shape, dtype=np.result_type(value, float))
+            seed.flat[k] = 1.0
+            seed = float(seed) if out_shape == () else seed
+            cts = _pull(out, tape, level, seed, len(nums))
+            for row, ct, n in zip(rows, cts, nums):
+                row.append(_as_gradient(ct, args[n]))
+        jacs = tuple(
+            _stack(row, out_shape, shape_of(args[n])) for row, n in zip(rows, nums)
+        )
+        return jacs if isinstance(argnums, tuple | list) else jacs[0]
+
+    return jacobian_f
+
+
+def _stack(rows, out_shape, in_shape):
+    """Stack per-entry derivatives (each shaped in_shape) into an out_shape + in_shape array."""
+    if out_shape == () and in_shape == ():
+        return rows[0]
+    if any(isinstance(r, Box) for r in rows):
+        raise InputError("a Jacobian cannot be taken inside another transform; nest grad instead")
+    return np.reshape(np.array(rows, dtype=float), out_shape + in_shape)
+
+
+def hessian(f, argnums=0):
+    """Return a function computing the Hessian of scalar-valued f (forward-over-reverse).
+
+    For one argument of shape s the result has shape s + s; with a tuple of argnums it is a
+    tuple of tuples of blocks, as in JAX.
+
+    Example:
+        >>> hessian(lambda x, y: x * x * y, argnums=(0, 1))(1.0, 2.0)
+        ((4.0, 2.0), (2.0, 0.0))
+    """
+    from diffkit.forward import jacfwd
+
+    return jacfwd(grad(f, argnums), argnums)
