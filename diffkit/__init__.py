@@ -1,7 +1,11 @@
 """diffkit: differentiate one expression four ways and see where the methods disagree."""
 
+from diffkit.compare import Comparison, compare
 from diffkit.core import Primitive
-from diffkit.errors import DiffkitError, ExpressionError, InputError, NotAnalyticError
+from diffkit.diagnose import Diagnosis, diagnose
+from diffkit.errors import DiffkitError, ExpressionError, InputError, NotAnalyticError, RuleError
+from diffkit.expression import Expression, parse
+from diffkit.extend import defjvp, defvjp, primitive
 from diffkit.forward import hvp, jacfwd, jvp
 from diffkit.ops import (
     abs,
@@ -35,7 +39,9 @@ from diffkit.reverse import grad, hessian, jacobian, value_and_grad, vjp
 __version__ = "0.1.0"
 
 __all__ = [
-    "DiffkitError", "ExpressionError", "InputError", "NotAnalyticError", "Primitive",
+    "Comparison", "Diagnosis", "DiffkitError", "Expression", "ExpressionError", "InputError",
+    "NotAnalyticError", "Primitive", "RuleError", "compare", "defjvp", "defvjp", "diagnose",
+    "parse", "primitive",
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",

@@ -4,16 +4,20 @@ exit codes and the terminal. Exit 0: success/agreement, 1: methods disagree, 2: 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 
-from diffkit.errors import DiffkitError
+from diffkit.errors import DiffkitError, InputError
 
 EXIT_AGREE = 0
 EXIT_DISAGREE = 1
 EXIT_INVALID = 2
+EXIT_INTERNAL = 3
 
 EPILOG = """exit status: 0 all methods agree (or the command succeeded), 1 the methods disagree,
-2 invalid input (one line on stderr, nothing executed)."""
+2 invalid input (one line on stderr, nothing executed), 3 an internal error (a diffkit bug:
+one line on stderr; please report it)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,13 +95,52 @@ def _not_yet(args) -> int:
     return EXIT_INVALID
 
 
-COMMANDS = {"verify": _not_yet, "report": _not_yet, "list": _not_yet, "bench": _not_yet}
+def _tolerance(value, flag):
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise InputError(f"{flag} must be a finite number >= 0, not {value}")
+    return value
+
+
+def run_verify(args) -> int:
+    """`diffkit verify`: every method at the point; 0 agree, 1 disagree."""
+    from diffkit.compare import compare
+    from diffkit.expression import parse, parse_point
+
+    rtol = _tolerance(args.rtol, "--rtol")
+    atol = _tolerance(args.atol, "--atol")
+    expression = parse(args.expr)
+    point = parse_point(args.at)
+    names = expression.variables
+    if not names:
+        raise InputError("the expression has no variables: there is nothing to differentiate")
+    missing = [n for n in names if n not in point]
+    extra = sorted(set(point) - set(names))
+    if missing:
+        raise InputError(f"--at gives no value for {', '.join(missing)} (the expression's "
+                         f"variables are {', '.join(names)})")
+    if extra:
+        raise InputError(f"--at names {', '.join(extra)}, which the expression does not use "
+                         f"(its variables are {', '.join(names)})")
+    result = compare(expression, *(point[n] for n in names), order=args.order, rtol=rtol,
+                     atol=atol)
+    if args.json:
+        print(json.dumps(result.to_dict(), allow_nan=False))
+    else:
+        print(f"{args.expr}  at  {', '.join(f'{n}={point[n]!r}' for n in names)}\n")
+        print(result.table())
+    return EXIT_AGREE if result.agree else EXIT_DISAGREE
+
+
+COMMANDS = {"verify": run_verify, "report": _not_yet, "list": _not_yet, "bench": _not_yet}
 
 
 def main(argv=None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed
+        return done.code
     if args.command is None:
         parser.print_help()
         return EXIT_AGREE
@@ -109,6 +152,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"diffkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, MemoryError) as error:
+        print(f"diffkit {args.command}: error: the input is too large or too deeply nested to "
+              f"process ({type(error).__name__})", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as error:  # a bug in diffkit: still one line, never a traceback
+        first = str(error).splitlines()[0] if str(error) else ""
+        print(f"diffkit {args.command}: internal error: {type(error).__name__}: {first}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""pytest helpers for users' CI: assert that every method of differentiation agrees, and that
+no hand-written rule is wrong. An AssertionError's message is the comparison table."""
+
+from __future__ import annotations
+
+from diffkit.compare import compare
+from diffkit.diagnose import diagnose
+
+
+def assert_grads_agree(f, *args, order: int = 1, names=None, rtol=None, atol=None):
+    """Assert that reverse, forward, symbolic, central and complex-step derivatives agree.
+
+    Returns the Comparison when they do; raises AssertionError with its table when not.
+
+    Example:
+        >>> import diffkit as dk
+        >>> assert_grads_agree(lambda x, y: dk.tanh(x) * y, 0.3, 2.0).agree
+        True
+    """
+    result = compare(f, *args, names=names, order=order, rtol=rtol, atol=atol)
+    if not result.agree:
+        raise AssertionError("derivatives disagree\n" + result.table())
+    return result
+
+
+def assert_rules_correct(f, *args, seed: int = 0):
+    """Assert that every primitive f applies has VJP and JVP rules matching finite differences.
+
+    Example:
+        >>> import diffkit as dk
+        >>> assert_rules_correct(lambda x: dk.sigmoid(x) ** 2, 0.7).ok
+        True
+    """
+    result = diagnose(f, *args, seed=seed)
+    if not result.ok:
+        raise AssertionError(str(result))
+    return result

@@ -1,0 +1,120 @@
+"""compare(): every method against the symbolic reference, on the article's cases and on
+random expressions drawn from the grammar; float noise never disagrees, a wrong rule always does."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import diffkit as dk
+from diffkit import ops
+from diffkit.compare import METHODS
+
+SMOOTH_UNARY = ["exp", "sin", "cos", "tanh", "sigmoid", "softplus", "silu", "sinh", "cosh"]
+KINKED_UNARY = ["abs", "relu", "elu", "leaky_relu"]
+POSITIVE_UNARY = ["log", "sqrt"]
+
+
+def expressions(depth=3):
+    """Expression text drawn from the grammar of `diffkit verify`."""
+    leaves = st.sampled_from(["x", "y", "z", "0.5", "2", "3e-1", "pi", "e"])
+
+    def extend(inner):
+        return st.one_of(
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, st.sampled_from(["2", "3", "0.5", "-1"])).map(
+                lambda t: f"({t[0]})**{t[1]}"),
+            st.tuples(st.sampled_from(SMOOTH_UNARY + KINKED_UNARY), inner).map(
+                lambda t: f"{t[0]}({t[1]})"),
+            st.tuples(st.sampled_from(POSITIVE_UNARY), inner).map(
+                lambda t: f"{t[0]}(1 + ({t[1]})**2)"),
+            inner.map(lambda t: f"-{t}"),
+            inner.map(lambda t: f"leaky_relu({t}, alpha=0.2)"),
+        )
+
+    return st.recursive(leaves, extend, max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions(), st.lists(st.floats(-2, 2).map(lambda v: round(v, 3)), min_size=3,
+                               max_size=3))
+def test_every_method_agrees_on_random_expressions(text, values):
+    try:
+        expr = dk.parse(text)
+    except dk.ExpressionError:  # constant subexpressions such as (-0.5)**0.5 are refused
+        assume(False)
+    assume(expr.variables)
+    point = dict(zip(["x", "y", "z"], values))
+    result = dk.compare(expr, *(point[n] for n in expr.variables))
+    reference = result.methods[result.reference].gradient
+    assume(np.all(np.isfinite(reference)) and math.isfinite(result.value))
+    assume(result.differentiable and not result.kinks)
+    # interior points of the domain only: sqrt(x) at 0 has no central difference
+    assume(np.all(np.isfinite(result.methods["central"].gradient)))
+    assume(np.max(np.abs(reference)) < 1e8)
+    assert result.agree, f"{text} at {point}\n{result.table()}"
+
+
+def test_article_neuron_every_method():
+    result = dk.compare(lambda x, w, b: 1 / (1 + dk.exp(-(w * x + b))), 1.0, 0.0, 0.0,
+                        names="xwb")
+    assert result.agree and result.reference == "symbolic"
+    for name in METHODS:
+        assert result.methods[name].gradient == pytest.approx([0.0, 0.25, 0.25], abs=1e-12)
+
+
+def test_float_noise_is_not_disagreement():
+    # x*(1+1e-16) style rounding and catastrophic sums: reverse is a few ulps off, not wrong
+    def f(x, y):
+        return dk.exp(x) * 1e8 - dk.exp(x) * (1e8 - 1) + dk.sin(y) ** 2 + dk.cos(y) ** 2
+
+    result = dk.compare(f, 0.1, 0.7)
+    assert result.agree, result.table()
+
+
+@pytest.mark.parametrize("name", ["sin", "exp", "tanh", "sigmoid", "softplus", "silu"])
+def test_a_deliberately_wrong_rule_always_disagrees(name):
+    prim = ops.PRIMITIVES[name]
+    right = prim.vjp[0]
+    prim.vjp[0] = lambda g, ans, x: right(g, ans, x) * (1 + 1e-6)
+    try:
+        result = dk.compare(lambda x: prim(x) * 2.0, 0.37)
+    finally:
+        prim.vjp[0] = right
+    assert not result.agree and not result.methods["reverse"].agree
+    assert result.methods["forward"].agree and result.methods["central"].agree
+
+
+def test_hessians_agree_and_tolerances_are_overridable():
+    f = dk.parse("sin(x*y) + x**3/y")
+    result = dk.compare(f, 0.8, 1.7, order=2)
+    assert result.agree, result.table()
+    x, y = 0.8, 1.7
+    expected = [[-y * y * math.sin(x * y) + 6 * x / y,
+                 math.cos(x * y) - x * y * math.sin(x * y) - 3 * x * x / y**2],
+                [0.0, -x * x * math.sin(x * y) + 2 * x**3 / y**3]]
+    expected[1][0] = expected[0][1]
+    for name in ("reverse", "forward", "symbolic"):
+        assert result.methods[name].hessian == pytest.approx(np.array(expected), rel=1e-12)
+    strict = dk.compare(f, 0.8, 1.7, rtol=1e-30, atol=0.0)
+    assert not strict.methods["central"].agree
+
+
+def test_to_dict_is_strict_json_and_renders():
+    result = dk.compare(dk.parse("log(x) + y"), 0.0, 1.0)
+    text = json.dumps(result.to_dict(), allow_nan=False)
+    assert json.loads(text)["value"] is None
+    assert "reverse" in result._repr_markdown_() and "|" in result._repr_markdown_()
+
+
+def test_without_a_sympy_counterpart_the_reference_falls_back():
+    twice = dk.primitive(lambda x: 2 * x, name="twice")
+    dk.defvjp(twice, lambda g, ans, x: 2 * g)
+    dk.defjvp(twice, lambda t, ans, x: 2 * t)
+    result = dk.compare(lambda x: twice(dk.sin(x)), 0.3)
+    assert result.reference == "complex_step" and result.agree
+    assert result.methods["reverse"].gradient[0] == pytest.approx(2 * math.cos(0.3))
