@@ -4,8 +4,11 @@ symbolic reference, and decide agreement with per-method tolerances (the Compari
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +42,9 @@ HESSIAN_TOLERANCES = {  # the complex-step Hessian takes a real central differen
 }
 FLOOR = 64
 ERROR_FACTOR = 10.0
+# Exact evaluation can explode (exp(exp(exp(...))) at 30 digits): past this many seconds the
+# symbolic method gives up and the complex step (or central differences) becomes the reference.
+SYMBOLIC_SECONDS = 30.0
 # Rounding noise of the AD and complex-step gradients: their spread when every input moves by a
 # few ulps. Cancellation (1e8 e^x - (1e8 - 1) e^x) shows up there as a large spread, a wrong
 # rule does not; ERROR_FACTOR times the spread is added to those methods' tolerances.
@@ -277,6 +283,10 @@ def _compare(f, args, names, argnums, order, rtol, atol):
         return g, h, ""
 
     def symbolic_reference():
+        with _deadline(SYMBOLIC_SECONDS):
+            return exact()
+
+    def exact():
         nonlocal traced, kinks
         traced = symbolic.trace(f, *args, names=names)
         point = symbolic.exact_point(traced, args)
@@ -333,6 +343,26 @@ def _compare(f, args, names, argnums, order, rtol, atol):
         notes.append("some derivatives are not finite (inf or nan) at this point")
     return Comparison(flat_names, tuple(_flatten(args)), value, order, reference, judged,
                       agree, kinks, tuple(notes))
+
+
+@contextmanager
+def _deadline(seconds):
+    """Raise TimeoutError in the block after `seconds` (POSIX main thread; else no limit)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    if not hasattr(signal, "setitimer") or not in_main:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"exact evaluation gave up after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _noise(f, args, argnums, gradient):

@@ -121,3 +121,13 @@ def test_without_a_sympy_counterpart_the_reference_falls_back():
     result = dk.compare(lambda x: twice(dk.sin(x)), 0.3)
     assert result.reference == "complex_step" and result.agree
     assert result.methods["reverse"].gradient[0] == pytest.approx(2 * math.cos(0.3))
+
+
+def test_an_exploding_exact_evaluation_gives_up(monkeypatch):
+    from diffkit import compare as module
+
+    monkeypatch.setattr(module, "SYMBOLIC_SECONDS", 0.5)
+    result = dk.compare(dk.parse("exp(" * 40 + "x" + ")" * 40), -50.0)
+    assert not result.methods["symbolic"].applicable
+    assert "gave up" in result.methods["symbolic"].note
+    assert result.reference == "complex_step"
