@@ -131,7 +131,19 @@ def run_verify(args) -> int:
     return EXIT_AGREE if result.agree else EXIT_DISAGREE
 
 
-COMMANDS = {"verify": run_verify, "report": _not_yet, "list": _not_yet, "bench": _not_yet}
+def _report(args) -> int:
+    from diffkit.report.writer import run_report
+
+    return run_report(args)
+
+
+def _list(args) -> int:
+    from diffkit.experiments.catalog import run_list
+
+    return run_list(args)
+
+
+COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _not_yet}
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from diffkit.compare import compare
 from diffkit.diagnose import diagnose
+from diffkit.report.check import assert_report_matches
+
+__all__ = ["assert_grads_agree", "assert_report_matches", "assert_rules_correct"]
 
 
 def assert_grads_agree(f, *args, order: int = 1, names=None, rtol=None, atol=None):

@@ -1,0 +1,124 @@
+"""The expression-swell study: the logistic map's derivative as SymPy sees it (raw and after
+cse), as diffkit's tape holds it, and the paths a path-enumerating backward pass would walk."""
+
+from __future__ import annotations
+
+import time
+
+import sympy
+
+import diffkit as dk
+from diffkit.experiments.catalog import baydin_derivative_l4, logistic_function
+from diffkit.reverse import _trace
+
+FULL_N = 14  # SymPy's raw derivative grows about 2.3x per step: n = 15 takes ~15 s alone
+QUICK_N = 10
+TAPE_ONLY = (20, 30, 40, 60, 100)  # beyond SymPy: tape and path counts stay computable
+POINT = 0.3
+
+
+def symbolic_sizes(n: int):
+    """Return (count_ops of d l_n/dx as sympy.diff gives it, count_ops after cse, seconds).
+
+    Example:
+        >>> symbolic_sizes(3)[:2]
+        (21, 12)
+    """
+    x = sympy.Symbol("x", real=True)
+    started = time.perf_counter()
+    derivative = sympy.diff(logistic_function(n)(x), x)
+    seconds = time.perf_counter() - started
+    replacements, reduced = sympy.cse(derivative)
+    after = sum(sympy.count_ops(e) for _, e in replacements) + sympy.count_ops(reduced[0])
+    return int(sympy.count_ops(derivative)), int(after), seconds
+
+
+def tape_paths(tape, out_index: int, inputs: int = 1) -> list:
+    """Count the input-to-node paths of every tape entry by dynamic programming: a node's count
+    is the sum of its parents' (an operand used twice counts twice). Never walks a path.
+
+    Example:
+        >>> _, tape, _ = _trace(lambda x: x * x + x, (1.0,), (0,), {})
+        >>> tape_paths(tape, len(tape) - 1)[-1]
+        3
+    """
+    paths = [1] * inputs + [0] * (len(tape) - inputs)
+    for i in range(inputs, out_index + 1):
+        _, _, _, _, parents = tape[i]
+        paths[i] = sum(paths[j] for _, j in parents)
+    return paths
+
+
+def tape_size(n: int, x: float = POINT):
+    """Return (tape entries, paths input -> output, seconds for value and gradient) for l_n.
+
+    Example:
+        >>> tape_size(4)[:2]
+        (10, 8)
+    """
+    f = logistic_function(n)
+    out, tape, level = _trace(f, (x,), (0,), {})
+    paths = tape_paths(tape, out.index)[out.index]
+    started = time.perf_counter()
+    dk.value_and_grad(f)(x)
+    return len(tape), paths, time.perf_counter() - started
+
+
+def baydin_check() -> dict:
+    """Check Baydin et al.'s Table 1: d l_4/dx expands to 64(1-42x+...-2048x^7).
+
+    Example:
+        >>> baydin_check()["matches"]
+        True
+    """
+    x = sympy.Symbol("x", real=True)
+    derivative = sympy.expand(sympy.diff(logistic_function(4)(x), x))
+    expected = sympy.expand(baydin_derivative_l4(x))
+    grads = [dk.grad(logistic_function(4))(v) for v in (0.1, POINT, 0.7)]
+    # evaluated exactly: in floats the expanded polynomial loses digits to cancellation
+    published = [float(baydin_derivative_l4(sympy.Rational(v))) for v in (0.1, POINT, 0.7)]
+    return {
+        "derivative": str(sympy.factor_terms(derivative)),
+        "published": "64*(1 - 42*x + 504*x**2 - 2640*x**3 + 7040*x**4 - 9984*x**5 + 7168*x**6"
+        " - 2048*x**7)",
+        "matches": bool(sympy.simplify(derivative - expected) == 0),
+        "diffkit_max_rel_error": max(abs(g - p) / abs(p) for g, p in zip(grads, published)),
+    }
+
+
+def run(quick: bool = False, seeds: int | None = None, progress=None) -> dict:
+    """Run the study for n = 1..N; return its numbers, timing only under "timing".
+
+    Example:
+        >>> [row["tape_nodes"] for row in run(quick=True)["logistic_map"][:3]]
+        [1, 4, 7]
+    """
+    last = QUICK_N if quick else FULL_N
+    rows, timing, beyond, beyond_timing = [], [], [], []
+    started = time.perf_counter()
+    for n in range(1, last + 1):
+        if progress and n % 4 == 0:
+            progress(f"swell: n = {n}/{last}")
+        ops_raw, ops_cse, symbolic_seconds = symbolic_sizes(n)
+        nodes, paths, tape_seconds = tape_size(n)
+        rows.append({
+            "n": n, "symbolic_ops": ops_raw, "symbolic_ops_cse": ops_cse, "tape_nodes": nodes,
+            "paths": paths, "paths_formula": 2 ** (n - 1),
+        })
+        timing.append({"n": n, "symbolic_seconds": symbolic_seconds, "tape_seconds": tape_seconds})
+    for n in TAPE_ONLY:
+        nodes, paths, tape_seconds = tape_size(n)
+        beyond.append({"n": n, "tape_nodes": nodes, "paths": paths})
+        beyond_timing.append({"n": n, "tape_seconds": tape_seconds})
+    return {
+        "parameters": {"quick": quick},
+        "point": POINT,
+        "logistic_map": rows,
+        "tape_only": beyond,
+        "baydin": baydin_check(),
+        "timing": {
+            "seconds": time.perf_counter() - started,
+            "logistic_map": timing,
+            "tape_only": beyond_timing,
+        },
+    }

@@ -1,0 +1,201 @@
+"""PNG plots of the studies, drawn with matplotlib's Agg backend on bare Figures (no pyplot
+state); matplotlib is optional and imported only here, only when a plot is drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {
+    "sigmoid": "tab:blue", "tanh": "tab:orange", "relu": "tab:red", "leaky_relu": "tab:green",
+    "softplus": "tab:purple", "elu": "tab:brown", "silu": "tab:pink",
+}
+DPI = 110
+# Fixed metadata: the same numbers give the same PNG bytes, whatever matplotlib's version.
+METADATA = {"Software": None}
+
+
+def available() -> bool:
+    """True when matplotlib can be imported (the `plots` extra is installed).
+
+    Example:
+        >>> isinstance(available(), bool)
+        True
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width, height):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig, out: Path, name: str) -> str:
+    fig.savefig(out / name, metadata=METADATA)
+    return name
+
+
+def _positive(values):
+    """Values for a log axis: zeros (and negatives) become NaN, which matplotlib leaves out."""
+    values = np.abs(np.asarray(values, dtype=float))
+    return np.where(values > 0, values, np.nan)
+
+
+def vanishing_plots(result: dict, out: Path) -> list:
+    """Draw the per-layer |dC/dw_i| profile and the product-vs-depth panels; return file names.
+
+    Example:
+        >>> vanishing_plots(run_study("vanishing", quick=True), Path("."))  # doctest: +SKIP
+        ['vanishing_layers.png', 'vanishing_products.png']
+    """
+    activations = result["activations"]
+    fig = _figure(9.5, 5)
+    ax = fig.add_subplot()
+    for name, data in activations.items():
+        layers = np.arange(1, len(data["layer_grads_depth10"]) + 1)
+        median = np.asarray(data["layer_grads_depth10"])
+        if np.any(median == 0):
+            live = max(data["layer_grads_depth10_nonzero_count"])
+            ax.plot(layers, _positive(data["layer_grads_depth10_nonzero_median"]), "o--",
+                    color=COLORS.get(name), label=f"{name}: median is 0;\nmedian of the {live} "
+                    f"live init{'' if live == 1 else 's'}")
+        else:
+            ax.plot(layers, median, "o-", color=COLORS.get(name), label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer i (1 = nearest the input)")
+    ax.set_ylabel("median |dC/dw_i| over inits")
+    ax.set_title(f"Per-layer gradient, chain of depth 10, C = (3 - y)^2 "
+                 f"({result['inits']} inits, w ~ N(0, 1), x = 1)")
+    ax.set_xticks(range(1, 11))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    files = [_save(fig, out, "vanishing_layers.png")]
+
+    fig = _figure(13, 6.5)
+    axes = fig.subplots(2, 4, sharex=True)
+    for ax, (name, data) in zip(axes.flat, activations.items()):
+        depths = np.asarray(data["depths"])
+        color = COLORS.get(name)
+        ax.fill_between(depths, _positive(data["abs_product_p05"]),
+                        _positive(data["abs_product_p95"]), color=color, alpha=0.25,
+                        label="5%-95% of |product|")
+        ax.plot(depths, _positive(data["abs_product_median"]), color=color,
+                label="median |product|")
+        ax.plot(depths, data["product_abs_max"], ":", color=color, label="largest |product|")
+        ax.plot(depths, data["bound"], "k--", label=f"bound ({data['sup_derivative']:.4g})^depth")
+        if max(data["abs_product_median"]) == 0:
+            ax.text(0.55, 0.82, "median |product| = 0 at every depth:\nmost chains are dead",
+                    transform=ax.transAxes, ha="center", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    ax = axes.flat[-1]
+    zero = [name for name, data in activations.items() if max(data["zero_fraction"]) > 0]
+    for name in zero:
+        data = activations[name]
+        ax.plot(data["depths"], data["zero_fraction"], color=COLORS.get(name), label=name)
+    depths = np.asarray(activations["relu"]["depths"], dtype=float)
+    ax.plot(depths, 1 - 0.5**depths, "k:", label="1 - 2^-depth")
+    others = [name for name in activations if name not in zero]
+    ax.plot([], [], " ", label="0 at every depth:\n" + ", ".join(others))
+    ax.set_title("share of inits with product = 0")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[1]:
+        ax.set_xlabel("depth")
+    fig.suptitle(f"Product of activation derivatives prod f'(h_i) along the chain vs its bound "
+                 f"({result['inits']} inits)")
+    files.append(_save(fig, out, "vanishing_products.png"))
+    return files
+
+
+def xor_plots(result: dict, out: Path) -> list:
+    """Draw the loss curves of every seed and the learned decision surfaces; return file names.
+
+    Example:
+        >>> xor_plots(run_study("xor", quick=True), Path("."))  # doctest: +SKIP
+        ['xor_loss.png', 'xor_surface.png']
+    """
+    from diffkit.experiments.catalog import xor_network
+
+    scalar = [r for r in result["runs"] if r["style"] == "scalar"]
+    fig = _figure(8, 5)
+    ax = fig.add_subplot()
+    every = result["curve_every"]
+    for run in scalar:
+        epochs = np.arange(len(run["loss_curve"])) * every
+        color = "tab:blue" if run["solved"] else "tab:red"
+        ax.plot(epochs, run["loss_curve"], color=color, alpha=0.6, lw=1)
+    ax.plot([], [], color="tab:blue", label="solved")
+    ax.plot([], [], color="tab:red", label="stuck")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("summed squared error")
+    ax.set_title(f"XOR, 2-2-1 sigmoid net, lr {result['lr']}: {len(scalar)} seeds")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    files = [_save(fig, out, "xor_loss.png")]
+
+    shown = [r for r in scalar if r["solved"]][:1] + [r for r in scalar if not r["solved"]][:2]
+    if shown:
+        fig = _figure(4.2 * len(shown), 4)
+        axes = np.atleast_1d(fig.subplots(1, len(shown)))
+        grid = np.linspace(-0.25, 1.25, 151)
+        x1, x2 = np.meshgrid(grid, grid)
+        for ax, run in zip(axes, shown):
+            surface = xor_network(x1, x2, *run["final_params"])
+            image = ax.contourf(x1, x2, surface, levels=np.linspace(0, 1, 11), cmap="coolwarm")
+            ax.contour(x1, x2, surface, levels=[0.5], colors="k", linewidths=1)
+            for key, target in (("00", 0), ("01", 1), ("10", 1), ("11", 0)):
+                ax.scatter(int(key[0]), int(key[1]), s=80, marker="o" if target else "s",
+                           c="white", edgecolors="k")
+                ax.annotate(f"{run['outputs'][key]:.2f}", (int(key[0]), int(key[1])),
+                            textcoords="offset points", xytext=(8, 8), fontsize=9)
+            state = "solved" if run["solved"] else "stuck"
+            ax.set_title(f"seed {run['seed']} ({state})")
+            ax.set_xlabel("x1")
+            ax.set_ylabel("x2")
+        fig.colorbar(image, ax=list(axes), label="network output")
+        fig.suptitle("Learned decision surfaces: circles have target 1, squares target 0; "
+                     "the black line is output 0.5")
+        files.append(_save(fig, out, "xor_surface.png"))
+    return files
+
+
+def swell_plots(result: dict, out: Path) -> list:
+    """Draw derivative size vs n (SymPy raw, after cse, tape entries, paths); return file names.
+
+    Example:
+        >>> swell_plots(run_study("swell", quick=True), Path("."))  # doctest: +SKIP
+        ['swell.png']
+    """
+    rows = result["logistic_map"]
+    n = [r["n"] for r in rows]
+    fig = _figure(8, 5)
+    ax = fig.add_subplot()
+    ax.plot(n, _positive([r["symbolic_ops"] for r in rows]), "o-", label="SymPy diff, count_ops")
+    ax.plot(n, _positive([r["symbolic_ops_cse"] for r in rows]), "s-",
+            label="SymPy diff after cse, count_ops")
+    ax.plot(n, [r["tape_nodes"] for r in rows], "^-", label="diffkit tape entries")
+    ax.plot(n, [r["paths"] for r in rows], "x--", label="paths a path-walking backward pass takes")
+    ax.set_yscale("log")
+    ax.set_xlabel("n (logistic map l_n, l_(k+1) = 4 l_k (1 - l_k))")
+    ax.set_ylabel("size")
+    ax.set_title("Expression swell: derivative of the logistic map")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return [_save(fig, out, "swell.png")]
+
+
+PLOTS = {"vanishing": vanishing_plots, "xor": xor_plots, "swell": swell_plots}
