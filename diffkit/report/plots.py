@@ -54,7 +54,7 @@ def vanishing_plots(result: dict, out: Path) -> list:
     """Draw the per-layer |dC/dw_i| profile and the product-vs-depth panels; return file names.
 
     Example:
-        >>> vanishing_plots(run_study("vanishing", quick=True), Path("."))  # doctest: +SKIP
+        vanishing_plots(run_study("vanishing", quick=True), Path("."))
         ['vanishing_layers.png', 'vanishing_products.png']
     """
     activations = result["activations"]
@@ -124,7 +124,7 @@ def xor_plots(result: dict, out: Path) -> list:
     """Draw the loss curves of every seed and the learned decision surfaces; return file names.
 
     Example:
-        >>> xor_plots(run_study("xor", quick=True), Path("."))  # doctest: +SKIP
+        xor_plots(run_study("xor", quick=True), Path("."))
         ['xor_loss.png', 'xor_surface.png']
     """
     from diffkit.experiments.catalog import xor_network
@@ -177,7 +177,7 @@ def swell_plots(result: dict, out: Path) -> list:
     """Draw derivative size vs n (SymPy raw, after cse, tape entries, paths); return file names.
 
     Example:
-        >>> swell_plots(run_study("swell", quick=True), Path("."))  # doctest: +SKIP
+        swell_plots(run_study("swell", quick=True), Path("."))
         ['swell.png']
     """
     rows = result["logistic_map"]
