@@ -45,6 +45,13 @@ class Primitive:
     elementwise: bool = True
 
     def __call__(self, *args, **params):
+        if len(args) == 1 and not params:
+            # Unary calls dominate scalar graphs: decide float or box without the general scan.
+            x = args[0]
+            if type(x) is float and self.scalar is not None:
+                return self.scalar(x)
+            if isinstance(x, Box):
+                return x.apply(self, args, params)
         top = None
         plain = True
         symbolic = False
@@ -232,7 +239,10 @@ def shape_of(x) -> tuple:
     """Return the shape of x, looking through boxes (a float has shape ())."""
     while isinstance(x, Box):
         x = x.value
-    return () if type(x) is float else np.shape(x)
+    kind = type(x)
+    if kind is np.ndarray:
+        return x.shape
+    return () if kind is float else np.shape(x)
 
 
 # ops is built on this module; Box's operators look it up at call time.

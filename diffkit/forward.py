@@ -8,7 +8,7 @@ import numpy as np
 from diffkit import ops
 from diffkit.core import Box, new_level, primal, shape_of
 from diffkit.errors import InputError
-from diffkit.reverse import _argnums, _as_output, check_input, grad
+from diffkit.reverse import _argnums, _as_output, check_input, grad, on_numpy_scalars
 
 
 class Dual(Box):
@@ -35,7 +35,10 @@ class Dual(Box):
             rule = prim.jvp[i]
             if rule is None:
                 continue
-            dt = rule(t, ans, *vals, **params) if params else rule(t, ans, *vals)
+            try:
+                dt = rule(t, ans, *vals, **params) if params else rule(t, ans, *vals)
+            except ArithmeticError:
+                dt = on_numpy_scalars(rule, t, ans, vals, params)
             out = dt if out is None else out + dt
         if out is None:
             return ans

@@ -8,6 +8,7 @@ and maximum(x, y) gives each input half the cotangent where x == y (Heaviside(0)
 
 import builtins
 import math
+import operator
 
 import numpy as np
 import sympy
@@ -158,19 +159,19 @@ add = Primitive(
     "add", lambda x, y: x + y, lambda x, y: x + y,
     vjp=[lambda g, ans, x, y: g, lambda g, ans, x, y: g],
     jvp=[lambda t, ans, x, y: t, lambda t, ans, x, y: t],
-    scalar=lambda x, y: x + y,
+    scalar=operator.add,
 )
 subtract = Primitive(
     "subtract", lambda x, y: x - y, lambda x, y: x - y,
     vjp=[lambda g, ans, x, y: g, lambda g, ans, x, y: -g],
     jvp=[lambda t, ans, x, y: t, lambda t, ans, x, y: -t],
-    scalar=lambda x, y: x - y,
+    scalar=operator.sub,
 )
 multiply = Primitive(
     "multiply", lambda x, y: x * y, lambda x, y: x * y,
     vjp=[lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x],
     jvp=[lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t],
-    scalar=lambda x, y: x * y,
+    scalar=operator.mul,
 )
 divide = Primitive(
     "divide", lambda x, y: x / y, lambda x, y: x / y,
@@ -387,8 +388,13 @@ def sum_to(x, shape):
     return reshape(out, shape=shape)
 
 
+def _sum_np(x, axis=None, keepdims=False):
+    # np.sum is a Python wrapper around this reduction; calling it directly halves the cost
+    return np.add.reduce(np.asarray(x), axis=axis, keepdims=keepdims)
+
+
 sum = Primitive(
-    "sum", np.sum, _sympy_reduce(np.sum), elementwise=False,
+    "sum", _sum_np, _sympy_reduce(np.sum), elementwise=False,
     vjp=[lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)],
     jvp=[lambda t, ans, x, axis=None, keepdims=False: sum(t, axis=axis, keepdims=keepdims)],
     scalar=_identity_scalar,
@@ -455,7 +461,7 @@ def _matmul_vjp_b(g, ans, a, b):
 
 
 def _matmul_np(a, b):
-    if np.ndim(a) > 2 or np.ndim(b) > 2 or np.ndim(a) == 0 or np.ndim(b) == 0:
+    if not (1 <= np.ndim(a) <= 2 and 1 <= np.ndim(b) <= 2):
         raise ValueError("matmul takes 1-D and 2-D arrays; use multiply for scalars")
     return np.matmul(a, b)
 
@@ -467,13 +473,13 @@ matmul = Primitive(
     jvp=[lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)],
 )
 reshape = Primitive(
-    "reshape", lambda x, shape: np.reshape(x, shape),
+    "reshape", lambda x, shape: np.asarray(x).reshape(shape),
     lambda x, shape: np.reshape(np.asarray(x, dtype=object), shape), elementwise=False,
     vjp=[lambda g, ans, x, shape: reshape(g, shape=shape_of(x))],
     jvp=[lambda t, ans, x, shape: reshape(t, shape=shape)],
 )
 transpose = Primitive(
-    "transpose", lambda x, axes=None: np.transpose(x, axes),
+    "transpose", lambda x, axes=None: np.asarray(x).transpose(axes),
     lambda x, axes=None: np.transpose(np.asarray(x, dtype=object), axes), elementwise=False,
     vjp=[
         lambda g, ans, x, axes=None: transpose(

@@ -3,6 +3,8 @@ grad, value_and_grad, vjp, jacobian and hessian are built on it."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from diffkit import ops
@@ -10,8 +12,42 @@ from diffkit.core import Box, new_level, primal, shape_of
 from diffkit.errors import InputError
 
 
+def _operator(prim, reflected=False):
+    """A Tracer method applying binary prim to (self, other), or (other, self) if reflected.
+
+    Fast when the other operand is a number or a tracer of the same tape (the bulk of a scalar
+    graph); anything else goes through the primitive's generic dispatch.
+    """
+
+    def method(self, other):
+        kind = type(other)
+        if kind is Tracer and other.tape is self.tape:
+            vals = (other.value, self.value) if reflected else (self.value, other.value)
+            parents = ((0, other.index), (1, self.index)) if reflected else (
+                (0, self.index), (1, other.index))
+        elif kind is float or kind is int:
+            vals = (float(other), self.value) if reflected else (self.value, float(other))
+            parents = ((1, self.index),) if reflected else ((0, self.index),)
+        else:
+            return prim(other, self) if reflected else prim(self, other)
+        x, y = vals
+        if type(x) is float and type(y) is float:
+            ans = prim.scalar(x, y)
+        else:
+            ans = prim(x, y)
+        tape = self.tape
+        tape.append((prim, vals, None, ans, parents))
+        return Tracer(ans, self.level, tape, len(tape) - 1)
+
+    return method
+
+
 class Tracer(Box):
-    """A value recorded on a tape: `index` is its position there, `level` its transform's."""
+    """A value recorded on a tape: `index` is its position there, `level` its transform's.
+
+    A tape entry is (prim, input values, params, output value, parents), where parents holds
+    a (position, tape index) pair for each input that is a differentiable tracer.
+    """
 
     __slots__ = ("value", "level", "tape", "index")
 
@@ -45,35 +81,16 @@ class Tracer(Box):
         return Tracer(ans, level, tape, len(tape) - 1)
 
     # Arithmetic on scalar tracers is most of a small graph: record it without generic dispatch.
-    def __add__(self, other):
-        return _record2(ops.add, self, other)
-
-    def __radd__(self, other):
-        return _record2(ops.add, other, self)
-
-    def __sub__(self, other):
-        return _record2(ops.subtract, self, other)
-
-    def __rsub__(self, other):
-        return _record2(ops.subtract, other, self)
-
-    def __mul__(self, other):
-        return _record2(ops.multiply, self, other)
-
-    def __rmul__(self, other):
-        return _record2(ops.multiply, other, self)
-
-    def __truediv__(self, other):
-        return _record2(ops.divide, self, other)
-
-    def __rtruediv__(self, other):
-        return _record2(ops.divide, other, self)
-
-    def __pow__(self, other):
-        return _record2(ops.power, self, other)
-
-    def __rpow__(self, other):
-        return _record2(ops.power, other, self)
+    __add__ = _operator(ops.add)
+    __radd__ = _operator(ops.add, reflected=True)
+    __sub__ = _operator(ops.subtract)
+    __rsub__ = _operator(ops.subtract, reflected=True)
+    __mul__ = _operator(ops.multiply)
+    __rmul__ = _operator(ops.multiply, reflected=True)
+    __truediv__ = _operator(ops.divide)
+    __rtruediv__ = _operator(ops.divide, reflected=True)
+    __pow__ = _operator(ops.power)
+    __rpow__ = _operator(ops.power, reflected=True)
 
     def __neg__(self):
         ans = -self.value
@@ -85,50 +102,34 @@ class Tracer(Box):
         return f"Tracer({self.value!r})"
 
 
-def _record2(prim, x, y):
-    """Apply a binary primitive where x or y is a Tracer; fast when the other is a constant
-    number or a tracer of the same level, generic dispatch otherwise."""
-    kx, ky = type(x), type(y)
-    if kx is Tracer:
-        if ky is Tracer:
-            if x.level != y.level:
-                return prim(x, y)
-            parents = ((0, x.index), (1, y.index))
-            x, t, y = x.value, x, y.value
-        elif ky is float or ky is int:
-            parents = ((0, x.index),)
-            x, t, y = x.value, x, float(y)
-        else:
-            return prim(x, y)
-    elif kx is float or kx is int:
-        parents = ((1, y.index),)
-        x, y, t = float(x), y.value, y
-    else:
-        return prim(x, y)
-    if type(x) is float and type(y) is float:
-        ans = prim.scalar(x, y)
-    else:
-        ans = prim(x, y)
-    tape = t.tape
-    tape.append((prim, (x, y), None, ans, parents))
-    return Tracer(ans, t.level, tape, len(tape) - 1)
+def on_numpy_scalars(rule, g, ans, vals, params):
+    """Apply a rule with its Python floats as NumPy scalars: where Python raises on 1/0.0 or
+    overflow, NumPy gives the inf or nan that diffkit reports."""
+    as_np = [np.float64(v) if type(v) is float else v for v in (g, ans, *vals)]
+    with np.errstate(all="ignore"):
+        return rule(*as_np, **(params or {}))
 
 
 def _fit(ct, like):
-    """Sum a cotangent over the axes along which its primal was broadcast."""
+    """Make a cotangent match its primal: summed over the axes along which the primal was
+    broadcast, and in the primal's float dtype (a float32 input keeps float32 cotangents)."""
     if type(ct) is float and type(like) is float:
         return ct
     shape = shape_of(like)
     if shape_of(ct) != shape:
         ct = ops.sum_to(ct, shape)
+    if type(ct) is np.ndarray and type(like) is np.ndarray and ct.dtype != like.dtype:
+        if ct.dtype.kind == "f" and like.dtype.kind == "f":
+            ct = ct.astype(like.dtype)
     return ct
 
 
-def backward(tape, out_index, seed, stop=0):
+def backward(tape, out_index, seed, stop=0, release=False):
     """Return the cotangent of every tape entry, given `seed` for entry `out_index`.
 
     Entries out_index down to stop are visited once each, newest first: the tape's order is a
-    topological order. Entries below `stop` (the inputs) only receive cotangents.
+    topological order. Entries below `stop` (the inputs) only receive cotangents. `release`:
+    the tape is used once, so each entry is dropped once visited (its arrays freed early).
     """
     cts = [None] * len(tape)
     cts[out_index] = seed
@@ -138,12 +139,22 @@ def backward(tape, out_index, seed, stop=0):
             continue
         cts[i] = None  # spent: free it as soon as it has been pushed to the parents
         prim, vals, params, ans, parents = tape[i]
+        if release:
+            tape[i] = None
         rules = prim.vjp
+        arity = 0 if params else len(vals)
         for k, j in parents:
-            if params:
-                ct = rules[k](g, ans, *vals, **params)
-            else:
-                ct = rules[k](g, ans, *vals)
+            # CPython inlines positional calls of Python functions, not f(*args): spell out
+            # the common arities.
+            try:
+                if arity == 2:
+                    ct = rules[k](g, ans, vals[0], vals[1])
+                elif arity == 1:
+                    ct = rules[k](g, ans, vals[0])
+                else:
+                    ct = rules[k](g, ans, *vals, **(params or {}))
+            except ArithmeticError:
+                ct = on_numpy_scalars(rules[k], g, ans, vals, params)
             if type(ct) is not float or type(vals[k]) is not float:
                 ct = _fit(ct, vals[k])
             old = cts[j]
@@ -153,10 +164,8 @@ def backward(tape, out_index, seed, stop=0):
 
 def check_input(x, position):
     """Return x as a differentiable float value, or raise InputError saying why it is not."""
-    if isinstance(x, Box):
-        return x
     kind = type(x)
-    if kind is float:
+    if kind is float or isinstance(x, Box):
         return x
     if kind is int or isinstance(x, np.floating):
         return float(x)
@@ -184,17 +193,29 @@ def _check_argnums(nums, nargs):
             raise InputError(f"argnums {nums} is out of range for {nargs} arguments")
 
 
-def _as_gradient(ct, like):
-    """Shape a cotangent like its primal: float for float, a fresh float array for an array."""
+def _as_gradient(ct, like, owned=False):
+    """Shape a cotangent like its primal: float for float, a fresh float array for an array.
+
+    `owned`: ct was made by the backward pass from a float seed and is handed out nowhere else,
+    so an array that owns its memory can be returned without a copy.
+    """
     if type(ct) is float and type(like) is float:
         return ct
-    if ct is None:
-        return 0.0 if type(like) is float else np.zeros(np.shape(like))
+    if type(like) is float:
+        if ct is None:
+            return 0.0
+        if isinstance(ct, Box):
+            return ct
+        return float(np.real(ct)) if np.ndim(ct) == 0 else float(np.sum(ct))
     if isinstance(ct, Box):
         return ct
-    if type(like) is float:
-        return float(np.real(ct)) if np.ndim(ct) == 0 else float(np.sum(ct))
-    return np.array(np.broadcast_to(ct, np.shape(like)), dtype=np.result_type(like, float))
+    like = np.asarray(like)
+    dtype = like.dtype if like.dtype.kind in "fc" else np.dtype(float)
+    if ct is None:
+        return np.zeros(like.shape, dtype=dtype)
+    if type(ct) is np.ndarray and ct.shape == like.shape and ct.dtype == dtype:
+        return ct if owned and ct.flags.owndata and ct.flags.writeable else ct.copy()
+    return np.array(np.broadcast_to(ct, like.shape), dtype=dtype)
 
 
 def _trace(f, args, nums, kwargs):
@@ -207,7 +228,8 @@ def _trace(f, args, nums, kwargs):
     level = new_level()
     tape = [None] * len(nums)
     for i, n in enumerate(nums):
-        args[n] = Tracer(check_input(args[n], n), level, tape, i)
+        x = args[n]
+        args[n] = Tracer(x if type(x) is float else check_input(x, n), level, tape, i)
     return f(*args, **kwargs), tape, level
 
 
@@ -220,6 +242,43 @@ def _pull(out, tape, level, seed, count):
 
 def _value(out, level):
     return out.value if type(out) is Tracer and out.level == level else out
+
+
+def _value_and_grad(f, nums, args, kwargs):
+    """Trace f once and pull 1.0 back: (value, tuple of gradients for the inputs at nums).
+
+    The cyclic garbage collector is paused meanwhile: a tape holds no reference cycles (all of
+    it is freed by reference counting), yet every full collection would walk all of its
+    entries, which doubled the time of a 10^5-deep chain.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _value_and_grad_traced(f, nums, args, kwargs)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _value_and_grad_traced(f, nums, args, kwargs):
+    out, tape, level = _trace(f, args, nums, kwargs)
+    traced = type(out) is Tracer and out.level == level
+    value = out.value if traced else out
+    if type(value) is not float and shape_of(value) != ():
+        raise InputError(
+            f"grad needs a scalar output, got shape {shape_of(value)}; use jacobian or vjp"
+        )
+    cts = backward(tape, out.index, 1.0, len(nums), release=True) if traced else [None] * len(nums)
+    grads = []
+    for i, n in enumerate(nums):
+        ct, like = cts[i], args[n]
+        if type(ct) is float and type(like) is float:
+            grads.append(ct)  # final as it is: skip the call in the common scalar case
+        else:
+            # one array may reach two inputs (x + y): only its first gradient may keep it
+            owned = not any(ct is g for g in grads)
+            grads.append(_as_gradient(ct, like, owned))
+    return (value if type(value) is float else _as_output(value)), tuple(grads)
 
 
 def value_and_grad(f, argnums=0):
@@ -236,15 +295,8 @@ def value_and_grad(f, argnums=0):
     many = not isinstance(argnums, int)
 
     def value_and_grad_f(*args, **kwargs):
-        out, tape, level = _trace(f, args, nums, kwargs)
-        if shape_of(out) != ():
-            raise InputError(
-                f"grad needs a scalar output, got shape {shape_of(out)}; use jacobian or vjp"
-            )
-        cts = _pull(out, tape, level, 1.0, len(nums))
-        grads = [_as_gradient(ct, args[n]) for ct, n in zip(cts, nums)]
-        value = _as_output(_value(out, level))
-        return value, (tuple(grads) if many else grads[0])
+        value, grads = _value_and_grad(f, nums, args, kwargs)
+        return value, (grads if many else grads[0])
 
     return value_and_grad_f
 
@@ -258,10 +310,12 @@ def grad(f, argnums=0):
         >>> dk.grad(neuron, argnums=(0, 1, 2))(1.0, 0.0, 0.0)
         (0.0, 0.25, 0.25)
     """
-    value_and_grad_f = value_and_grad(f, argnums)
+    nums = _argnums(argnums)
+    many = not isinstance(argnums, int)
 
     def grad_f(*args, **kwargs):
-        return value_and_grad_f(*args, **kwargs)[1]
+        grads = _value_and_grad(f, nums, args, kwargs)[1]
+        return grads if many else grads[0]
 
     return grad_f
 

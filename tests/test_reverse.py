@@ -202,3 +202,20 @@ def test_vector_output_needs_jacobian():
 def test_argnums_out_of_range():
     with pytest.raises(dk.InputError, match="out of range"):
         dk.grad(lambda x: x, argnums=3)(1.0)
+
+
+@pytest.mark.parametrize(
+    "f, x, expected",
+    [
+        (lambda x: dk.log(x), 0.0, math.inf),  # 1 / 0.0 in the rule: Python raises, we report
+        (lambda x: 1 / x, 0.0, -math.inf),
+        (lambda x: x * dk.sqrt(x), 0.0, math.nan),  # 0 * inf in the chain rule
+    ],
+)
+def test_infinite_rules_report_inf_or_nan_instead_of_raising(f, x, expected):
+    with np.errstate(all="ignore"):
+        for derivative in (dk.grad(f)(x), dk.jvp(f, (x,), (1.0,))[1]):
+            if math.isnan(expected):
+                assert math.isnan(derivative)
+            else:
+                assert derivative == expected
