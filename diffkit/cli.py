@@ -143,7 +143,13 @@ def _list(args) -> int:
     return run_list(args)
 
 
-COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _not_yet}
+def _bench(args) -> int:
+    from diffkit.bench.runner import run_bench
+
+    return run_bench(args)
+
+
+COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _bench}
 
 
 def main(argv=None) -> int:

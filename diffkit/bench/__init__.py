@@ -1,0 +1,1 @@
+"""Side-by-side performance against the peers installed: `diffkit bench` (runner.run_bench)."""

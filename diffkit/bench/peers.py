@@ -1,0 +1,77 @@
+"""The engines the benchmark compares: diffkit, hand-written floats/NumPy (the floor), the
+article's algorithm, SymPy, and the optional peers, each imported lazily (missing: skipped)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+NOT_INSTALLED = "not installed"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One engine: `modules` are imported by `load()`; `distribution` names its version."""
+
+    name: str
+    description: str
+    modules: tuple = ()
+    distribution: str | None = None
+
+    def available(self) -> bool:
+        """True when every module this engine needs can be imported (nothing is imported)."""
+        return all(importlib.util.find_spec(m.split(".")[0]) is not None for m in self.modules)
+
+    def version(self) -> str:
+        """The installed version, or "not installed"."""
+        if not self.available():
+            return NOT_INSTALLED
+        if self.distribution is None:
+            return "-"
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    def load(self) -> SimpleNamespace:
+        """Import the engine's modules; return them as attributes named by their last part."""
+        loaded = {m.rsplit(".", 1)[-1]: importlib.import_module(m) for m in self.modules}
+        if "jax" in loaded:
+            # float64 everywhere, as every other engine here computes in float64
+            loaded["jax"].config.update("jax_enable_x64", True)
+        return SimpleNamespace(**loaded)
+
+
+PEERS = [
+    Peer("diffkit", "this engine", ("diffkit",), "diffkit"),
+    Peer("hand", "hand-written Python floats / NumPy: the floor", ("numpy",), "numpy"),
+    Peer("article", "the article's algorithm (diffkit/bench/article.py)",
+         ("diffkit.bench.article",)),
+    Peer("sympy", "SymPy: symbolic derivative, then evaluation", ("sympy",), "sympy"),
+    Peer("micrograd", "micrograd (scalar Values)", ("micrograd.engine",), "micrograd"),
+    Peer("autograd", "HIPS autograd", ("autograd", "autograd.numpy"), "autograd"),
+    Peer("torch", "PyTorch eager, CPU, float64", ("torch",), "torch"),
+    Peer("jax", "JAX eager (no jit), CPU, float64", ("jax", "jax.numpy", "jax.nn"), "jax"),
+    Peer("jax-jit", "JAX jit, CPU, float64 (compile time excluded)",
+         ("jax", "jax.numpy", "jax.nn"), "jax"),
+    Peer("mygrad", "MyGrad", ("mygrad",), "mygrad"),
+]
+
+BY_NAME = {p.name: p for p in PEERS}
+
+
+def select(names=None) -> list:
+    """The peers named (comma-separated string or list; None: all), diffkit always first."""
+    if names is None:
+        return list(PEERS)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise ValueError(
+            f"unknown peer {', '.join(unknown)}; choose from {', '.join(BY_NAME)}"
+        )
+    return [BY_NAME["diffkit"]] + [BY_NAME[n] for n in names if n != "diffkit"]
