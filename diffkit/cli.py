@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 from diffkit.errors import DiffkitError, InputError
@@ -167,6 +168,9 @@ def main(argv=None) -> int:
     except DiffkitError as error:
         print(f"diffkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:  # `diffkit list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"diffkit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -301,26 +301,23 @@ def _compare(f, args, names, argnums, order, rtol, atol):
 
     errors = {}
 
-    def central():
-        d = numeric.central_difference(f, args, argnums, richardson=True)
-        errors["central"] = _flatten(d.error)
-        h = None
-        if order == 2:
-            hess = numeric.hessian(f, args, argnums)
-            h = np.asarray(hess.value, dtype=float)
-            errors["central_hessian"] = np.asarray(hess.error, dtype=float)
-        return _flatten(d.value), h, d.reason
+    def numerical(name, derivative, hessian):
+        def compute():
+            d = derivative(f, args, argnums)
+            if not d.applicable:
+                return None, None, d.reason
+            errors[name] = _flatten(d.error)
+            h = None
+            if order == 2:
+                hess = hessian(f, args, argnums)
+                h = np.asarray(hess.value, dtype=float)
+                errors[f"{name}_hessian"] = np.asarray(hess.error, dtype=float)
+            return _flatten(d.value), h, d.reason
 
-    def complex_step():
-        d = numeric.complex_step(f, args, argnums)
-        if not d.applicable:
-            return None, None, d.reason
-        h = None
-        if order == 2:
-            hess = numeric.complex_step_hessian(f, args, argnums)
-            h = np.asarray(hess.value, dtype=float)
-            errors["complex_step_hessian"] = np.asarray(hess.error, dtype=float)
-        return _flatten(d.value), h, d.reason
+        return compute
+
+    central = numerical("central", numeric.central_difference, numeric.hessian)
+    complex_step = numerical("complex_step", numeric.complex_step, numeric.complex_step_hessian)
 
     for name, compute in (("reverse", reverse), ("forward", forward),
                           ("symbolic", symbolic_reference), ("central", central),
