@@ -569,8 +569,8 @@ def _mlp_loss(tanh, logsumexp, total, mean, X, Y):
     return loss
 
 
-def w5_diffkit(ns, size):
-    dk = ns.diffkit
+def _diffkit_mlp(dk, size):
+    """(loss, params) of the W5 MLP written with diffkit's ops."""
     X, Y, params = _mlp_data(size)
     loss = _mlp_loss(
         dk.tanh,
@@ -580,6 +580,12 @@ def w5_diffkit(ns, size):
         X,
         Y,
     )
+    return loss, params
+
+
+def w5_diffkit(ns, size):
+    dk = ns.diffkit
+    loss, params = _diffkit_mlp(dk, size)
     vg = dk.value_and_grad(loss, argnums=tuple(range(6)))
 
     def run():
@@ -591,16 +597,7 @@ def w5_diffkit(ns, size):
 
 def w5_diffkit_forward(ns, size):
     """The same loss evaluated on plain arrays (no tracing): the denominator of grad/forward."""
-    dk = ns.diffkit
-    X, Y, params = _mlp_data(size)
-    loss = _mlp_loss(
-        dk.tanh,
-        lambda z: dk.logsumexp(z, axis=1),
-        lambda z: dk.sum(z, axis=1),
-        dk.mean,
-        X,
-        Y,
-    )
+    loss, params = _diffkit_mlp(ns.diffkit, size)
     return lambda: loss(*params)
 
 
