@@ -1,0 +1,20 @@
+"""The README's Python example runs and prints what its comments say."""
+
+import contextlib
+import io
+import math
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_example_prints_the_article_numbers():
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, str(README), "exec"), {})  # our own documentation, not user text
+    gradient, hessian = out.getvalue().splitlines()
+    assert gradient == "(0.0, 0.25, 0.25)"
+    s = 1 / (1 + math.exp(-1.0))
+    assert math.isclose(float(hessian), s * (1 - s) * (1 - 2 * s), rel_tol=1e-14)
