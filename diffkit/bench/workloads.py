@@ -150,8 +150,8 @@ def _sigmoid_from(exp):
     return lambda z: 1 / (1 + exp(-z))
 
 
-def w2s_diffkit(ns, size):
-    g = ns.diffkit.grad(_xor_loss(ns.diffkit.sigmoid), argnums=tuple(range(9)))
+def _per_sample_sgd(g):
+    """One XOR epoch, one gradient call g(*params, x1, x2, t) per sample, as the article."""
 
     def run():
         p = XOR_PARAMS
@@ -161,6 +161,10 @@ def w2s_diffkit(ns, size):
         return p
 
     return run
+
+
+def w2s_diffkit(ns, size):
+    return _per_sample_sgd(ns.diffkit.grad(_xor_loss(ns.diffkit.sigmoid), argnums=tuple(range(9))))
 
 
 def w2s_hand(ns, size):
@@ -215,16 +219,8 @@ def w2s_micrograd(ns, size):
 
 
 def w2s_autograd(ns, size):
-    g = ns.autograd.grad(_xor_loss(_sigmoid_from(ns.numpy.exp)), argnum=tuple(range(9)))
-
-    def run():
-        p = XOR_PARAMS
-        for x1, x2, t in XOR:
-            grads = g(*p, x1, x2, t)
-            p = [v - LR * d for v, d in zip(p, grads)]
-        return p
-
-    return run
+    loss = _xor_loss(_sigmoid_from(ns.numpy.exp))
+    return _per_sample_sgd(ns.autograd.grad(loss, argnum=tuple(range(9))))
 
 
 def w2s_jax(ns, size, jit=False):
@@ -232,14 +228,8 @@ def w2s_jax(ns, size, jit=False):
     if jit:
         g = ns.jax.jit(g)
 
-    def run():
-        p = XOR_PARAMS
-        for x1, x2, t in XOR:
-            grads = g(*p, x1, x2, t)
-            p = [v - LR * d for v, d in zip(p, grads)]
-        return ns.jax.block_until_ready(p)
-
-    return run
+    epoch = _per_sample_sgd(g)
+    return lambda: ns.jax.block_until_ready(epoch())
 
 
 def _xor_arrays(dtype=np.float64):
