@@ -91,11 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_yet(args) -> int:
-    print(f"diffkit {args.command}: not yet available", file=sys.stderr)
-    return EXIT_INVALID
-
-
 def _tolerance(value, flag):
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise InputError(f"{flag} must be a finite number >= 0, not {value}")
