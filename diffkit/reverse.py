@@ -187,12 +187,6 @@ def _argnums(argnums):
     return (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
 
-def _check_argnums(nums, nargs):
-    for n in nums:
-        if not -nargs <= n < nargs:
-            raise InputError(f"argnums {nums} is out of range for {nargs} arguments")
-
-
 def _as_gradient(ct, like, owned=False):
     """Shape a cotangent like its primal: float for float, a fresh float array for an array.
 
@@ -223,11 +217,12 @@ def _trace(f, args, nums, kwargs):
 
     Returns (output, tape, level).
     """
-    _check_argnums(nums, len(args))
     args = list(args)
     level = new_level()
     tape = [None] * len(nums)
     for i, n in enumerate(nums):
+        if not -len(args) <= n < len(args):
+            raise InputError(f"argnums {nums} is out of range for {len(args)} arguments")
         x = args[n]
         args[n] = Tracer(x if type(x) is float else check_input(x, n), level, tape, i)
     return f(*args, **kwargs), tape, level
@@ -254,31 +249,39 @@ def _value_and_grad(f, nums, args, kwargs):
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _value_and_grad_traced(f, nums, args, kwargs)
+        out, tape, level = _trace(f, args, nums, kwargs)
+        if type(out) is not Tracer or out.level != level:
+            return _as_output(_check_scalar(out)), tuple(_as_gradient(None, args[n]) for n in nums)
+        value = out.value
+        if type(value) is not float:
+            value = _as_output(_check_scalar(value))
+        cts = backward(tape, out.index, 1.0, len(nums), release=True)
     finally:
         if paused:
             gc.enable()
+    if len(nums) == 1:
+        ct = cts[0]
+        like = args[nums[0]]
+        if type(ct) is float and type(like) is float:
+            return value, (ct,)  # the common scalar case: final as it is
+        return value, (_as_gradient(ct, like, True),)
+    grads = []
+    for ct, n in zip(cts, nums):
+        like = args[n]
+        if type(ct) is float and type(like) is float:
+            grads.append(ct)
+        else:
+            # one array may reach two inputs (x + y): only its first gradient may keep it
+            grads.append(_as_gradient(ct, like, not any(ct is g for g in grads)))
+    return value, tuple(grads)
 
 
-def _value_and_grad_traced(f, nums, args, kwargs):
-    out, tape, level = _trace(f, args, nums, kwargs)
-    traced = type(out) is Tracer and out.level == level
-    value = out.value if traced else out
+def _check_scalar(value):
     if type(value) is not float and shape_of(value) != ():
         raise InputError(
             f"grad needs a scalar output, got shape {shape_of(value)}; use jacobian or vjp"
         )
-    cts = backward(tape, out.index, 1.0, len(nums), release=True) if traced else [None] * len(nums)
-    grads = []
-    for i, n in enumerate(nums):
-        ct, like = cts[i], args[n]
-        if type(ct) is float and type(like) is float:
-            grads.append(ct)  # final as it is: skip the call in the common scalar case
-        else:
-            # one array may reach two inputs (x + y): only its first gradient may keep it
-            owned = not any(ct is g for g in grads)
-            grads.append(_as_gradient(ct, like, owned))
-    return (value if type(value) is float else _as_output(value)), tuple(grads)
+    return value
 
 
 def value_and_grad(f, argnums=0):
