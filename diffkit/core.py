@@ -57,7 +57,7 @@ class Primitive:
         symbolic = False
         for a in args:
             kind = type(a)
-            if kind is float or kind is int:
+            if kind is float or kind is int or kind is bool:
                 continue
             plain = False
             if kind is np.ndarray:

@@ -195,11 +195,11 @@ def _log_or_zero(x):
 power = Primitive(
     "power", lambda x, y: x**y, lambda x, y: x**y,
     vjp=[
-        lambda g, ans, x, y: g * y * x ** (y - 1),
+        lambda g, ans, x, y: g * y * power(x, y - 1),  # power: nan, never complex, on floats
         lambda g, ans, x, y: g * ans * _log_or_zero(x),
     ],
     jvp=[
-        lambda t, ans, x, y: t * y * x ** (y - 1),
+        lambda t, ans, x, y: t * y * power(x, y - 1),
         lambda t, ans, x, y: t * _log_or_zero(x) * x**y,
     ],
     scalar=_power_scalar,
@@ -273,6 +273,7 @@ where = Primitive(
     "where", np.where, _sympy_where,
     vjp=[None, lambda g, ans, c, x, y: where(c, g, 0.0), lambda g, ans, c, x, y: where(c, 0.0, g)],
     jvp=[None, lambda t, ans, c, x, y: where(c, t, 0.0), lambda t, ans, c, x, y: where(c, 0.0, t)],
+    scalar=lambda c, x, y: x if c else y,
 )
 
 abs = Primitive(
