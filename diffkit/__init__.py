@@ -1,6 +1,7 @@
 """diffkit: differentiate one expression four ways and see where the methods disagree."""
 
 from diffkit.compare import Comparison, compare
+from diffkit.compile import Compiled, compile
 from diffkit.core import Primitive
 from diffkit.diagnose import Diagnosis, diagnose
 from diffkit.errors import DiffkitError, ExpressionError, InputError, NotAnalyticError, RuleError
@@ -39,9 +40,9 @@ from diffkit.reverse import grad, hessian, jacobian, value_and_grad, vjp
 __version__ = "0.1.0"
 
 __all__ = [
-    "Comparison", "Diagnosis", "DiffkitError", "Expression", "ExpressionError", "InputError",
-    "NotAnalyticError", "Primitive", "RuleError", "compare", "defjvp", "defvjp", "diagnose",
-    "parse", "primitive",
+    "Comparison", "Compiled", "Diagnosis", "DiffkitError", "Expression", "ExpressionError",
+    "InputError", "NotAnalyticError", "Primitive", "RuleError", "compare", "compile", "defjvp",
+    "defvjp", "diagnose", "parse", "primitive",
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",
