@@ -47,6 +47,8 @@ class Peer:
 
 PEERS = [
     Peer("diffkit", "this engine", ("diffkit",), "diffkit"),
+    Peer("diffkit-compile", "diffkit.compile: traced once into straight-line Python (compile"
+         " time excluded)", ("diffkit",), "diffkit"),
     Peer("hand", "hand-written Python floats / NumPy: the floor", ("numpy",), "numpy"),
     Peer("article", "the article's algorithm (diffkit/bench/article.py)",
          ("diffkit.bench.article",)),

@@ -58,6 +58,11 @@ def w1_diffkit(ns, size):
     return lambda: g(1.0, 0.0, 0.0)
 
 
+def w1_compiled(ns, size):
+    g = ns.diffkit.compile(_neuron(ns.diffkit.exp), 1.0, 0.0, 0.0, argnums=(0, 1, 2)).grad
+    return lambda: g(1.0, 0.0, 0.0)
+
+
 def w1_hand(ns, size):
     def run():
         x, w, b = 1.0, 0.0, 0.0
@@ -165,6 +170,13 @@ def _per_sample_sgd(g):
 
 def w2s_diffkit(ns, size):
     return _per_sample_sgd(ns.diffkit.grad(_xor_loss(ns.diffkit.sigmoid), argnums=tuple(range(9))))
+
+
+def w2s_compiled(ns, size):
+    loss = _xor_loss(ns.diffkit.sigmoid)
+    return _per_sample_sgd(
+        ns.diffkit.compile(loss, *XOR_PARAMS, *XOR[0], argnums=tuple(range(9))).grad
+    )
 
 
 def w2s_hand(ns, size):
@@ -368,6 +380,12 @@ def w3_diffkit(ns, size):
     return lambda: vg(CHAIN_X)
 
 
+def w3_compiled(ns, size):
+    cost = _chain_cost(ns.diffkit.sigmoid, _chain_weights(size))
+    vg = ns.diffkit.compile(cost, CHAIN_X).value_and_grad
+    return lambda: vg(CHAIN_X)
+
+
 def w3_hand(ns, size):
     ws = _chain_weights(size)
 
@@ -453,6 +471,11 @@ def _logistic(n):
 
 def w4_diffkit(ns, size):
     g = ns.diffkit.grad(_logistic(size))
+    return lambda: g(LOGISTIC_X)
+
+
+def w4_compiled(ns, size):
+    g = ns.diffkit.compile(_logistic(size), LOGISTIC_X).grad
     return lambda: g(LOGISTIC_X)
 
 
@@ -712,7 +735,8 @@ WORKLOADS = [
     Workload(
         "W1", "sigmoid neuron: gradient of 1/(1+exp(-(w*x+b))) at (1, 0, 0), per call",
         {
-            "diffkit": w1_diffkit, "hand": w1_hand, "article": w1_article,
+            "diffkit": w1_diffkit, "diffkit-compile": w1_compiled, "hand": w1_hand,
+            "article": w1_article,
             "micrograd": w1_micrograd, "autograd": w1_autograd, "torch": w1_torch,
             "jax": w1_jax, "jax-jit": _jit(w1_jax), "mygrad": w1_mygrad,
         },
@@ -720,7 +744,8 @@ WORKLOADS = [
     Workload(
         "W2-scalar", "XOR epoch (2-2-1 sigmoid, 4 samples, SGD per sample), one graph per sample",
         {
-            "diffkit": w2s_diffkit, "hand": w2s_hand, "article": w2s_article,
+            "diffkit": w2s_diffkit, "diffkit-compile": w2s_compiled, "hand": w2s_hand,
+            "article": w2s_article,
             "micrograd": w2s_micrograd, "autograd": w2s_autograd, "jax": w2s_jax,
             "jax-jit": _jit(w2s_jax),
         },
@@ -735,18 +760,24 @@ WORKLOADS = [
     Workload(
         "W3", "sigmoid chain y_i = s(w_i y_(i-1)), C = (3 - y_D)^2: value and dC/dy_0",
         {
-            "diffkit": w3_diffkit, "hand": w3_hand, "article": w3_article,
+            "diffkit": w3_diffkit, "diffkit-compile": w3_compiled, "hand": w3_hand,
+            "article": w3_article,
             "micrograd": w3_micrograd, "autograd": w3_autograd, "torch": w3_torch,
             "jax": w3_jax, "jax-jit": _jit(w3_jax),
         },
         sizes=(10, 100, 1000, 10**4, 10**5, 10**6),
         quick_sizes=(10, 100, 1000, 10**4),
         size_label="D",
+        max_size={
+            "diffkit-compile": (10**4, "skipped: compiling writes ~10 lines per link (1.7 s at "
+                                       "D = 10^4); compile is for small graphs called often"),
+        },
     ),
     Workload(
         "W4", "logistic map l_(k+1) = 4 l_k (1 - l_k): d l_n / dx at x = 0.3",
         {
-            "diffkit": w4_diffkit, "hand": w4_hand, "article": w4_article, "sympy": w4_sympy,
+            "diffkit": w4_diffkit, "diffkit-compile": w4_compiled, "hand": w4_hand,
+            "article": w4_article, "sympy": w4_sympy,
             "micrograd": w4_micrograd, "autograd": w4_autograd, "torch": w4_torch,
             "jax": w4_jax, "jax-jit": _jit(w4_jax),
         },
