@@ -45,13 +45,22 @@ class Primitive:
     elementwise: bool = True
 
     def __call__(self, *args, **params):
-        if len(args) == 1 and not params:
+        if len(args) == 1:
             # Unary calls dominate scalar graphs: decide float or box without the general scan.
             x = args[0]
-            if type(x) is float and self.scalar is not None:
-                return self.scalar(x)
-            if isinstance(x, Box):
-                return x.apply(self, args, params)
+            kind = type(x)
+            if kind is np.ndarray and x.dtype.kind in "fiub":
+                return self.impl(x, **params)
+            if not params:
+                if kind is float and self.scalar is not None:
+                    return self.scalar(x)
+                if isinstance(x, Box):
+                    return x.apply(self, args, params)
+        elif len(args) == 2:
+            x, y = args
+            if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype.kind in "fiub"
+                    and y.dtype.kind in "fiub"):
+                return self.impl(x, y, **params)  # real arrays: NumPy, nothing to decide
         top = None
         plain = True
         symbolic = False

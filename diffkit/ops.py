@@ -103,9 +103,9 @@ def _elu_np(x, alpha=1.0):
 
 def _logsumexp_np(x, axis=None, keepdims=False):
     x = np.asarray(x)
-    m = np.max(x.real, axis=axis, keepdims=True)
+    m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    out = m + np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True))
     if not keepdims:
         out = np.squeeze(out, axis=axis)
     return out[()] if out.ndim == 0 else out
@@ -241,9 +241,20 @@ tan = Primitive(
     jvp=[lambda t, ans, x: t / cos(x) ** 2],
     scalar=_guarded(math.tan, None),
 )
+def _tanh_vjp(g, ans, x):
+    if type(g) is np.ndarray and type(ans) is np.ndarray and g.shape == ans.shape and (
+            g.dtype == ans.dtype):
+        # plain arrays: one temporary instead of three, as NumPy's temporary elision gives a
+        # hand-written g * (1 - h * h) (elision never happens inside a called function)
+        d = ans * ans
+        np.subtract(1, d, out=d)
+        return np.multiply(g, d, out=d)
+    return g * (1 - ans * ans)
+
+
 tanh = Primitive(
     "tanh", np.tanh, sympy.tanh,
-    vjp=[lambda g, ans, x: g * (1 - ans * ans)],
+    vjp=[_tanh_vjp],
     jvp=[lambda t, ans, x: t * (1 - tanh(x) ** 2)],
     scalar=math.tanh,
 )
@@ -352,21 +363,23 @@ silu = Primitive(
 def _keepdims_shape(shape, axis):
     if axis is None:
         return (1,) * len(shape)
-    axes = [a % len(shape) for a in np.atleast_1d(axis)]
+    axes = {int(a) % len(shape) for a in (axis if isinstance(axis, tuple | list) else (axis,))}
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _kept(g, x, axis, keepdims):
+    """A reduction's output (or cotangent) g with the reduced axes of x kept, as size 1."""
+    return g if keepdims else reshape(g, shape=_keepdims_shape(shape_of(x), axis))
 
 
 def _unreduce(g, x, axis, keepdims):
     """Spread the cotangent of a reduction back over the shape of its input x."""
-    shape = shape_of(x)
-    if not keepdims:
-        g = reshape(g, shape=_keepdims_shape(shape, axis))
-    return broadcast_to(g, shape=shape)
+    return broadcast_to(_kept(g, x, axis, keepdims), shape=shape_of(x))
 
 
 def _count(x, ans):
     """How many entries of x were averaged into each entry of ans."""
-    return int(np.prod(shape_of(x))) // builtins.max(1, int(np.prod(shape_of(ans))))
+    return math.prod(shape_of(x)) // builtins.max(1, math.prod(shape_of(ans)))
 
 
 def _max_share(x, ans, axis, keepdims):
@@ -382,6 +395,8 @@ def sum_to(x, shape):
     if have == shape:
         return x
     lead = len(have) - len(shape)
+    if have[lead:] == shape:  # only leading axes were added (a bias): one reduction, no reshape
+        return sum(x, axis=tuple(range(lead)))
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1
     )
@@ -407,8 +422,10 @@ mean = Primitive(
     ),
     elementwise=False,
     vjp=[
-        lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
-        / _count(x, ans)
+        # divide the small cotangent, then spread it
+        lambda g, ans, x, axis=None, keepdims=False: _unreduce(
+            g / _count(x, ans), x, axis, keepdims
+        )
     ],
     jvp=[lambda t, ans, x, axis=None, keepdims=False: mean(t, axis=axis, keepdims=keepdims)],
     scalar=_identity_scalar,
@@ -429,8 +446,8 @@ max = Primitive(
 logsumexp = Primitive(
     "logsumexp", _logsumexp_np, _sympy_logsumexp, elementwise=False,
     vjp=[
-        lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
-        * exp(x - _unreduce(ans, x, axis, keepdims))
+        lambda g, ans, x, axis=None, keepdims=False: _kept(g, x, axis, keepdims)
+        * exp(x - _kept(ans, x, axis, keepdims))
     ],
     jvp=[
         lambda t, ans, x, axis=None, keepdims=False: sum(
@@ -441,6 +458,10 @@ logsumexp = Primitive(
 )
 
 
+def _ndim(x):
+    return x.ndim if type(x) is np.ndarray else np.ndim(x)
+
+
 def _matmul_vjp_a(g, ans, a, b):
     if len(shape_of(b)) == 1:
         if len(shape_of(a)) == 1:
@@ -448,7 +469,7 @@ def _matmul_vjp_a(g, ans, a, b):
         return reshape(g, shape=shape_of(g) + (1,)) * b
     if len(shape_of(a)) == 1:
         return matmul(b, g)
-    return matmul(g, transpose(b))
+    return matmul(g, b.T)
 
 
 def _matmul_vjp_b(g, ans, a, b):
@@ -458,11 +479,11 @@ def _matmul_vjp_b(g, ans, a, b):
         return reshape(a, shape=shape_of(a) + (1,)) * g
     if len(shape_of(b)) == 1:
         return matmul(g, a)
-    return matmul(transpose(a), g)
+    return matmul(a.T, g)
 
 
 def _matmul_np(a, b):
-    if not (1 <= np.ndim(a) <= 2 and 1 <= np.ndim(b) <= 2):
+    if not (1 <= _ndim(a) <= 2 and 1 <= _ndim(b) <= 2):
         raise ValueError("matmul takes 1-D and 2-D arrays; use multiply for scalars")
     return np.matmul(a, b)
 

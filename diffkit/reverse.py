@@ -3,7 +3,9 @@ grad, value_and_grad, vjp, jacobian and hessian are built on it."""
 
 from __future__ import annotations
 
+import dis
 import gc
+import types
 
 import numpy as np
 
@@ -31,12 +33,13 @@ def _operator(prim, reflected=False):
         else:
             return prim(other, self) if reflected else prim(self, other)
         x, y = vals
+        tape = self.tape
         if type(x) is float and type(y) is float:
             ans = prim.scalar(x, y)
+            tape.append((prim, vals, None, ans, parents))
         else:
             ans = prim(x, y)
-        tape = self.tape
-        tape.append((prim, vals, None, ans, parents))
+            tape.append(_entry(prim, vals, None, ans, parents))
         return Tracer(ans, self.level, tape, len(tape) - 1)
 
     return method
@@ -60,10 +63,13 @@ class Tracer(Box):
     def apply(self, prim, args, params):
         if len(args) == 1 and not params and prim.vjp[0] is not None:
             value = self.value
-            scalar = prim.scalar
-            ans = scalar(value) if scalar is not None and type(value) is float else prim(value)
             tape = self.tape
-            tape.append((prim, (value,), None, ans, ((0, self.index),)))
+            if type(value) is float and prim.scalar is not None:
+                ans = prim.scalar(value)
+                tape.append((prim, (value,), None, ans, ((0, self.index),)))
+            else:
+                ans = prim(value)
+                tape.append(_entry(prim, (value,), None, ans, ((0, self.index),)))
             return Tracer(ans, self.level, tape, len(tape) - 1)
         level = self.level
         vals = list(args)
@@ -77,7 +83,7 @@ class Tracer(Box):
         if not parents:
             return ans
         tape = self.tape
-        tape.append((prim, vals, params, ans, parents))
+        tape.append(_entry(prim, vals, params, ans, parents))
         return Tracer(ans, level, tape, len(tape) - 1)
 
     # Arithmetic on scalar tracers is most of a small graph: record it without generic dispatch.
@@ -100,6 +106,76 @@ class Tracer(Box):
 
     def __repr__(self):
         return f"Tracer({self.value!r})"
+
+
+# ---- what a tape entry keeps: only the large arrays that some VJP rule of its primitive reads
+# (as PyTorch saves only the tensors a backward needs): the rest are freed during the forward
+
+_LARGE = 1 << 16  # bytes; smaller arrays cost less to keep than to check
+_ZEROS = bytes(64)
+_read_by = {}  # a rule -> the names of the parameters its code reads (None: cannot tell)
+
+
+def _reads(rule):
+    if rule not in _read_by:
+        names = None
+        if type(rule) is types.FunctionType:  # not a method: its first parameter is self
+            code = rule.__code__
+            names = set(code.co_cellvars)  # captured by an inner function: read there
+            for op in dis.get_instructions(code):
+                argval = op.argval  # a tuple for fused loads (LOAD_FAST_LOAD_FAST)
+                for name in argval if isinstance(argval, tuple) else (argval,):
+                    if isinstance(name, str):
+                        names.add(name)
+        _read_by[rule] = names
+    return _read_by[rule]
+
+
+def _unread_positions(prim):
+    """The positions (1: ans, 2 + k: input k) that no VJP rule of prim reads, as told from the
+    rules' code; a rule whose code cannot be read reads everything."""
+    unread = None
+    for rule in prim.vjp:
+        if rule is None:
+            continue
+        names = _reads(rule)
+        if names is None:
+            return frozenset()
+        code = rule.__code__
+        mine = {i for i in range(1, code.co_argcount) if code.co_varnames[i] not in names}
+        unread = mine if unread is None else unread & mine
+    return frozenset(unread or ())
+
+
+def _stand_in(x):
+    """An array with x's shape and dtype and no memory: what _fit needs of an unread input."""
+    return np.ndarray(x.shape, x.dtype, _ZEROS, 0, (0,) * x.ndim)
+
+
+def _large(x):
+    return type(x) is np.ndarray and x.nbytes >= _LARGE and x.dtype.itemsize <= len(_ZEROS)
+
+
+_saved = {}  # prim -> (its vjp rules when last looked at, their unread positions)
+
+
+def _entry(prim, vals, params, ans, parents):
+    """The tape entry (prim, vals, params, ans, parents), with every large array that no VJP
+    rule of prim reads dropped (ans) or replaced by a stand-in of its shape and dtype (inputs)."""
+    large = type(ans) is np.ndarray and ans.nbytes >= _LARGE
+    for v in vals:
+        if type(v) is np.ndarray and v.nbytes >= _LARGE:
+            large = True
+    if not large:
+        return (prim, vals, params, ans, parents)
+    rules, unread = _saved.get(prim, (None, None))
+    if rules != prim.vjp:  # first use, or the rules were replaced (defvjp)
+        rules, unread = list(prim.vjp), _unread_positions(prim)
+        _saved[prim] = (rules, unread)
+    if 1 in unread:
+        ans = None
+    vals = tuple(_stand_in(v) if 2 + k in unread and _large(v) else v for k, v in enumerate(vals))
+    return (prim, vals, params, ans, parents)
 
 
 def on_numpy_scalars(rule, g, ans, vals, params):
@@ -155,8 +231,12 @@ def backward(tape, out_index, seed, stop=0, release=False):
                     ct = rules[k](g, ans, *vals, **(params or {}))
             except ArithmeticError:
                 ct = on_numpy_scalars(rules[k], g, ans, vals, params)
-            if type(ct) is not float or type(vals[k]) is not float:
-                ct = _fit(ct, vals[k])
+            like = vals[k]
+            if type(ct) is np.ndarray and type(like) is np.ndarray:
+                if ct.shape != like.shape or ct.dtype != like.dtype:
+                    ct = _fit(ct, like)
+            elif type(ct) is not float or type(like) is not float:
+                ct = _fit(ct, like)
             old = cts[j]
             cts[j] = ct if old is None else old + ct
     return cts
@@ -253,9 +333,14 @@ def _value_and_grad(f, nums, args, kwargs):
         if type(out) is not Tracer or out.level != level:
             return _as_output(_check_scalar(out)), tuple(_as_gradient(None, args[n]) for n in nums)
         value = out.value
+        seed = 1.0
         if type(value) is not float:
+            if isinstance(value, np.floating | np.ndarray) and value.dtype.kind == "f":
+                # a float32 loss seeds float32: a Python 1.0 turns float64 once it is reshaped,
+                # and the whole backward pass with it
+                seed = value.dtype.type(1)
             value = _as_output(_check_scalar(value))
-        cts = backward(tape, out.index, 1.0, len(nums), release=True)
+        cts = backward(tape, out.index, seed, len(nums), release=True)
     finally:
         if paused:
             gc.enable()
