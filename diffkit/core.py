@@ -48,14 +48,13 @@ class Primitive:
         if len(args) == 1:
             # Unary calls dominate scalar graphs: decide float or box without the general scan.
             x = args[0]
-            kind = type(x)
-            if kind is np.ndarray and x.dtype.kind in "fiub":
-                return self.impl(x, **params)
             if not params:
-                if kind is float and self.scalar is not None:
+                if type(x) is float and self.scalar is not None:
                     return self.scalar(x)
                 if isinstance(x, Box):
                     return x.apply(self, args, params)
+            if type(x) is np.ndarray and x.dtype.kind in "fiub":
+                return self.impl(x, **params)
         elif len(args) == 2:
             x, y = args
             if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype.kind in "fiub"

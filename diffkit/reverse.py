@@ -232,11 +232,10 @@ def backward(tape, out_index, seed, stop=0, release=False):
             except ArithmeticError:
                 ct = on_numpy_scalars(rules[k], g, ans, vals, params)
             like = vals[k]
-            if type(ct) is np.ndarray and type(like) is np.ndarray:
-                if ct.shape != like.shape or ct.dtype != like.dtype:
+            if type(ct) is not float or type(like) is not float:
+                if not (type(ct) is np.ndarray and type(like) is np.ndarray
+                        and ct.shape == like.shape and ct.dtype == like.dtype):
                     ct = _fit(ct, like)
-            elif type(ct) is not float or type(like) is not float:
-                ct = _fit(ct, like)
             old = cts[j]
             cts[j] = ct if old is None else old + ct
     return cts
