@@ -297,11 +297,12 @@ def _trace(f, args, nums, kwargs):
     Returns (output, tape, level).
     """
     args = list(args)
+    count = len(args)
     level = new_level()
     tape = [None] * len(nums)
     for i, n in enumerate(nums):
-        if not -len(args) <= n < len(args):
-            raise InputError(f"argnums {nums} is out of range for {len(args)} arguments")
+        if not -count <= n < count:
+            raise InputError(f"argnums {nums} is out of range for {count} arguments")
         x = args[n]
         args[n] = Tracer(x if type(x) is float else check_input(x, n), level, tape, i)
     return f(*args, **kwargs), tape, level
@@ -349,14 +350,13 @@ def _value_and_grad(f, nums, args, kwargs):
         if type(ct) is float and type(like) is float:
             return value, (ct,)  # the common scalar case: final as it is
         return value, (_as_gradient(ct, like, True),)
-    grads = []
-    for ct, n in zip(cts, nums):
+    grads = cts[:len(nums)]
+    for i, n in enumerate(nums):
+        ct = grads[i]
         like = args[n]
-        if type(ct) is float and type(like) is float:
-            grads.append(ct)
-        else:
+        if type(ct) is not float or type(like) is not float:
             # one array may reach two inputs (x + y): only its first gradient may keep it
-            grads.append(_as_gradient(ct, like, not any(ct is g for g in grads)))
+            grads[i] = _as_gradient(ct, like, not any(ct is g for g in grads[:i]))
     return value, tuple(grads)
 
 
