@@ -101,7 +101,7 @@ def test_large_mlp_gradient_matches_hand_written_backprop_in_both_dtypes():
         b1 = rng.normal(size=128).astype(dtype)
         w2 = (rng.normal(size=(128, 10)) / 11).astype(dtype)
 
-        def loss(w1, b1, w2):
+        def loss(w1, b1, w2, x=x):
             return dk.mean(dk.logsumexp(dk.tanh(x @ w1 + b1) @ w2, axis=1))
 
         g1, gb, g2 = dk.grad(loss, argnums=(0, 1, 2))(w1, b1, w2)
