@@ -87,8 +87,8 @@ def _heaviside_scalar(x, at_zero):
 def _sigmoid_np(x):
     if np.iscomplexobj(x):
         return 1 / (1 + np.exp(-x))
-    e = np.exp(-np.abs(x))
-    return np.where(np.asarray(x) >= 0, 1 / (1 + e), e / (1 + e))
+    e = np.exp(-np.abs(x))  # <= 1: no overflow on either side
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 def _softplus_np(x):
@@ -463,21 +463,21 @@ def _ndim(x):
 
 
 def _matmul_vjp_a(g, ans, a, b):
-    if len(shape_of(b)) == 1:
-        if len(shape_of(a)) == 1:
+    if _ndim(b) == 1:
+        if _ndim(a) == 1:
             return g * b
         return reshape(g, shape=shape_of(g) + (1,)) * b
-    if len(shape_of(a)) == 1:
+    if _ndim(a) == 1:
         return matmul(b, g)
     return matmul(g, b.T)
 
 
 def _matmul_vjp_b(g, ans, a, b):
-    if len(shape_of(a)) == 1:
-        if len(shape_of(b)) == 1:
+    if _ndim(a) == 1:
+        if _ndim(b) == 1:
             return g * a
         return reshape(a, shape=shape_of(a) + (1,)) * g
-    if len(shape_of(b)) == 1:
+    if _ndim(b) == 1:
         return matmul(g, a)
     return matmul(a.T, g)
 

@@ -21,6 +21,8 @@ def _operator(prim, reflected=False):
     graph); anything else goes through the primitive's generic dispatch.
     """
 
+    scalar = prim.scalar
+
     def method(self, other):
         kind = type(other)
         if kind is Tracer and other.tape is self.tape:
@@ -30,12 +32,15 @@ def _operator(prim, reflected=False):
         elif kind is float or kind is int:
             vals = (float(other), self.value) if reflected else (self.value, float(other))
             parents = ((1, self.index),) if reflected else ((0, self.index),)
+        elif kind is np.ndarray and other.dtype.kind in "fiub":  # a constant array
+            vals = (other, self.value) if reflected else (self.value, other)
+            parents = ((1, self.index),) if reflected else ((0, self.index),)
         else:
             return prim(other, self) if reflected else prim(self, other)
         x, y = vals
         tape = self.tape
-        if type(x) is float and type(y) is float:
-            ans = prim.scalar(x, y)
+        if type(x) is float and type(y) is float and scalar is not None:
+            ans = scalar(x, y)
             tape.append((prim, vals, None, ans, parents))
         else:
             ans = prim(x, y)
@@ -97,6 +102,8 @@ class Tracer(Box):
     __rtruediv__ = _operator(ops.divide, reflected=True)
     __pow__ = _operator(ops.power)
     __rpow__ = _operator(ops.power, reflected=True)
+    __matmul__ = _operator(ops.matmul)
+    __rmatmul__ = _operator(ops.matmul, reflected=True)
 
     def __neg__(self):
         ans = -self.value
