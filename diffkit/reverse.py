@@ -73,7 +73,9 @@ class Tracer(Box):
                 ans = prim.scalar(value)
                 tape.append((prim, (value,), None, ans, ((0, self.index),)))
             else:
-                ans = prim(value)
+                # a real array goes straight to NumPy: nothing else to decide
+                real = type(value) is np.ndarray and value.dtype.kind in "fiub"
+                ans = prim.impl(value) if real else prim(value)
                 tape.append(_entry(prim, (value,), None, ans, ((0, self.index),)))
             return Tracer(ans, self.level, tape, len(tape) - 1)
         level = self.level
@@ -358,12 +360,14 @@ def _value_and_grad(f, nums, args, kwargs):
             return value, (ct,)  # the common scalar case: final as it is
         return value, (_as_gradient(ct, like, True),)
     grads = cts[:len(nums)]
+    handed = set()  # ids of the cotangents already handed out as they are
     for i, n in enumerate(nums):
         ct = grads[i]
         like = args[n]
         if type(ct) is not float or type(like) is not float:
             # one array may reach two inputs (x + y): only its first gradient may keep it
-            grads[i] = _as_gradient(ct, like, not any(ct is g for g in grads[:i]))
+            grads[i] = _as_gradient(ct, like, id(ct) not in handed)
+            handed.add(id(ct))
     return value, tuple(grads)
 
 

@@ -278,3 +278,14 @@ def test_infinite_rules_report_inf_or_nan_instead_of_raising(f, x, expected):
                 assert math.isnan(derivative)
             else:
                 assert derivative == expected
+
+
+def test_gradients_never_share_memory_with_each_other_or_the_inputs():
+    """x + y hands the same cotangent array to both inputs: each gradient must own its data."""
+    x, y = np.ones((3, 2)), np.ones((3, 2))
+    gx, gy = dk.grad(lambda x, y: dk.sum(dk.tanh(x + y)), argnums=(0, 1))(x, y)
+    assert not np.shares_memory(gx, gy)
+    gx[0, 0] = 7.0
+    assert gy[0, 0] == 1 - np.tanh(2.0) ** 2 and x[0, 0] == 1.0
+    (g,) = dk.grad(lambda x: dk.sum(x * 1.0), argnums=(0,))(x)
+    assert not np.shares_memory(g, x)
