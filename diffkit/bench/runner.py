@@ -420,7 +420,9 @@ def _compare(timing, workload, peer, factor, size=None, strict=True, engine="dif
     if mine is None or theirs is None:
         return None, f"{peer}: not measured"
     holds = mine * factor < theirs if strict else mine * factor <= theirs
-    return holds, f"{engine} {_fmt(mine)} vs {peer} {_fmt(theirs)} ({theirs / mine:.2f}x)"
+    ratio = (f"{theirs / mine:.2f}x faster" if theirs >= mine
+             else f"{mine / theirs:.2f}x slower")
+    return holds, f"{engine} {_fmt(mine)} vs {peer} {_fmt(theirs)} ({engine} {ratio})"
 
 
 def evaluate_targets(timing) -> list:
@@ -505,8 +507,8 @@ def render_markdown(report) -> str:
         "",
         f"Command: `{report.get('command', 'diffkit bench')}` ({report['seconds']} s). "
         f"Median of {report['settings']['repeats']} repeats (min-max beside it), engines "
-        "alternating; ratio = engine / diffkit (above 1: diffkit is faster). Every engine's "
-        "result was checked against diffkit's before its time counted.",
+        "in a shuffled order; ratio = engine / diffkit (above 1: diffkit is faster). Every "
+        "engine's result was checked against diffkit's before its time counted.",
         "",
         f"Machine: {machine['cpu_count']} CPUs, {machine['processor']}; Python "
         f"{machine['python']}; BLAS kernel {machine['blas_kernel']}; "
