@@ -113,12 +113,15 @@ def w1_torch(ns, size):
     return run
 
 
+def _jax_run(ns, fn, args, jit):
+    """A run calling fn(*args), jitted if asked, that waits for JAX's asynchronous result."""
+    fn = ns.jax.jit(fn) if jit else fn
+    return lambda: ns.jax.block_until_ready(fn(*args))
+
+
 def w1_jax(ns, size, jit=False):
     g = ns.jax.grad(_neuron(ns.numpy.exp), argnums=(0, 1, 2))
-    if jit:
-        g = ns.jax.jit(g)
-    block = ns.jax.block_until_ready
-    return lambda: block(g(1.0, 0.0, 0.0))
+    return _jax_run(ns, g, (1.0, 0.0, 0.0), jit)
 
 
 def w1_mygrad(ns, size):
@@ -329,10 +332,7 @@ def w2b_jax(ns, size, jit=False):
     def step(*ps):
         return [p - LR * d for p, d in zip(ps, g(*ps))]
 
-    if jit:
-        step = ns.jax.jit(step)
-    params = [jnp.asarray(p) for p in params]
-    return lambda: ns.jax.block_until_ready(step(*params))
+    return _jax_run(ns, step, [jnp.asarray(p) for p in params], jit)
 
 
 def w2b_mygrad(ns, size):
@@ -450,9 +450,7 @@ def w3_torch(ns, size):
 
 def w3_jax(ns, size, jit=False):
     vg = ns.jax.value_and_grad(_chain_cost(ns.nn.sigmoid, _chain_weights(size)))
-    if jit:
-        vg = ns.jax.jit(vg)
-    return lambda: ns.jax.block_until_ready(vg(CHAIN_X))
+    return _jax_run(ns, vg, (CHAIN_X,), jit)
 
 
 # ---- W4: d l_n / dx of the logistic map l_(k+1) = 4 l_k (1 - l_k), l_0 = x ----
@@ -549,10 +547,7 @@ def w4_torch(ns, size):
 
 
 def w4_jax(ns, size, jit=False):
-    g = ns.jax.grad(_logistic(size))
-    if jit:
-        g = ns.jax.jit(g)
-    return lambda: ns.jax.block_until_ready(g(LOGISTIC_X))
+    return _jax_run(ns, ns.jax.grad(_logistic(size)), (LOGISTIC_X,), jit)
 
 
 # ---- W5: one training step of an MLP 784-256-256-10, tanh, softmax cross-entropy ----
@@ -703,10 +698,7 @@ def w5_jax(ns, size, jit=False):
         value, grads = vg(*ps)
         return value, grads, [p - MLP_LR * d for p, d in zip(ps, grads)]
 
-    if jit:
-        step = ns.jax.jit(step)
-    params = [jnp.asarray(p) for p in params]
-    return lambda: ns.jax.block_until_ready(step(*params))
+    return _jax_run(ns, step, [jnp.asarray(p) for p in params], jit)
 
 
 def w5_mygrad(ns, size):
