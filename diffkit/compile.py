@@ -17,6 +17,7 @@ import numpy as np
 from diffkit import ops
 from diffkit.core import Box, Primitive, new_level
 from diffkit.errors import InputError
+from diffkit.reverse import _argnums
 from diffkit.reverse import value_and_grad as engine_value_and_grad
 
 
@@ -354,7 +355,7 @@ def compile(f, *example_args, argnums=0) -> Compiled:
         (0.5, (0.0, 0.25, 0.25))
     """
     points = [_as_float(x, i) for i, x in enumerate(example_args)]
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = _argnums(argnums)
     if not points or not all(-len(points) <= n < len(points) for n in nums):
         raise InputError(f"argnums {argnums} is out of range for {len(points)} arguments")
     reserved = {"args", *_FUNCTIONS}
