@@ -3,15 +3,19 @@ runner checks, times and reports a tiny configuration end to end. No timing asse
 
 import json
 import math
+import signal
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import sympy
 
 import diffkit as dk
 from diffkit.bench import article, peers, runner, workloads
 from diffkit.cli import main
+from diffkit.expression import parse_point
 from diffkit.reverse import _trace
 from diffkit.tolerance import close
 
@@ -193,6 +197,8 @@ def test_every_workload_agrees_with_the_floor_at_a_small_size():
     ns = SimpleNamespace(diffkit=dk, numpy=np, article=article)
     small = {"W3": 20, "W4": 8, "W5": "float64", "W5-forward": "float64"}
     for workload in workloads.WORKLOADS:
+        if workload.verdict:  # W6 has no floor: its runs are judged by their own verdict
+            continue
         size = small.get(workload.name)
         floor = runner.flatten(workload.builders["hand"](ns, size)())
         for engine in ("diffkit", "diffkit-compile"):
@@ -206,3 +212,225 @@ def test_float32_stays_float32_in_the_mlp_step():
     value, grads, new = workloads.w5_diffkit(ns, "float32")()
     assert all(g.dtype == np.float32 for g in grads)
     assert all(p.dtype == np.float32 for p in new)
+
+
+# ---- W6: time to a verdict ----
+
+FLOATS = SimpleNamespace(sigmoid=lambda z: 1 / (1 + math.exp(-z)), tanh=math.tanh)
+
+
+def _sympy_value(case, digits=30):
+    """The case's verify text evaluated by SymPy at its point."""
+    expr = dk.parse(case.text).to_sympy()
+    point = dict(zip(case.names, case.point))
+    return expr.xreplace({s: sympy.Float(repr(point[s.name]), 40) for s in expr.free_symbols}
+                         ).evalf(digits)
+
+
+def test_every_w6_case_is_one_expression_in_python_and_in_the_verify_grammar():
+    for case in workloads.BY_NAME["W6"].sizes:
+        expression = dk.parse(case.text)  # within the grammar's length and nesting limits
+        assert sorted(expression.variables) == sorted(case.names)
+        mine = case.function(FLOATS)(*case.point)
+        if len(case.names) <= 101:
+            assert close(mine, float(_sympy_value(case)), rtol=1e-13), case.name
+        else:  # SymPy takes seconds here; the parsed text evaluates it in floats
+            assert close(mine, expression(**dict(zip(case.names, case.point))), rtol=1e-13)
+        argv = workloads.verify_argv("diffkit", case)
+        assert parse_point(argv[argv.index("--at") + 1]) == dict(zip(case.names, case.point))
+        assert ("--order" in argv) == (case.order == 2)
+
+
+def test_w6_quick_mode_runs_only_the_small_order_1_cases():
+    w6 = workloads.BY_NAME["W6"]
+    assert w6.verdict
+    assert {c.name for c in w6.quick_sizes} < {c.name for c in w6.sizes}
+    assert all(case.order == 1 and len(case.names) <= 31 for case in w6.quick_sizes)
+    assert runner.Settings.for_run(quick=True).verdict_deadline <= 5
+
+
+def test_a_w6_chain_gradient_is_the_chain_rule():
+    case = workloads.chain_case("tanh", 3, 1, deadline=30.0)
+    x, *ws = case.point
+    values = [x]
+    for w in ws:
+        values.append(math.tanh(w * values[-1]))
+    expected = [0.0] * 4  # d s_3 / d (x, w1, w2, w3), by hand
+    outer = 1.0
+    for k in range(3, 0, -1):
+        local = 1 - values[k] ** 2
+        expected[k] = outer * local * values[k - 1]
+        outer *= local * ws[k - 1]
+    expected[0] = outer
+    assert close(dk.grad(case.function(dk), argnums=(0, 1, 2, 3))(*case.point), expected,
+                 rtol=1e-13)
+
+
+def _tiny_w6(cases, builders=None, quick=None):
+    return workloads.Workload("W6", "tiny W6", builders or workloads.W6_BUILDERS, sizes=cases,
+                              quick_sizes=quick or cases, size_label="case", verdict=True)
+
+
+W6_TINY = runner.Settings(repeats=1, batch_seconds=0.001, budget=0.1, quick=True,
+                          verdict_calls=1, verdict_deadline=60.0)
+
+
+def test_w6_times_agreeing_verdicts_in_process_and_from_the_command_line(tmp_path):
+    cases = (
+        workloads.chain_case("sigmoid", 2, 2, deadline=60.0,
+                             targets={"diffkit": 1e6, "diffkit-cli": 0.0}),
+        workloads.units_case(3, 1, deadline=60.0, slope=True),
+        workloads.units_case(5, 1, deadline=60.0, slope=True),
+        workloads.units_case(4, 2, deadline=60.0, targets={"diffkit": 1.0}),
+    )
+    report = runner.benchmark([_tiny_w6(cases, quick=cases[:3])],
+                              peers.select("diffkit-cli,torch-gradcheck"), W6_TINY)
+    result = report["timing"]["W6"]
+    rows = {(r["engine"], r["size"]): r for r in result["rows"]}
+    assert {size for _, size in rows} == {c.name for c in cases[:3]}
+    torch_there = peers.BY_NAME["torch-gradcheck"].available()
+    for (engine, size), row in rows.items():
+        if engine == "torch-gradcheck" and not torch_there:
+            assert row["status"] == "not installed"
+        else:
+            assert row["status"] == "ok", (engine, size, row["status"])
+            assert row["median_s"] > 0 and row["repeats"] == 1
+    targets = [t for t in report["targets"] if t["workload"] == "W6"]
+    by_text = {t["target"]: t for t in targets}
+    assert by_text["sigmoid2/o2: dk.compare in process <= 1e+06 s"]["holds"] is True
+    assert by_text["sigmoid2/o2: `diffkit verify` as a new process <= 0 s"]["holds"] is False
+    assert by_text["units4/o2: dk.compare in process <= 1 s"]["holds"] is None  # not run
+    slope = [t for t in targets if "linear" in t["target"]]
+    assert len(slope) == 1 and slope[0]["holds"] in (True, False)
+    assert "diffkit" in result["growth"] and "diffkit-cli" in result["growth"]
+    methods = {"reverse", "forward", "symbolic", "central", "complex_step"}
+    for engine in ("diffkit", "diffkit-cli"):
+        method_s = rows[engine, "units3/o1"]["method_s"]
+        assert set(method_s) == methods
+        assert 0 < sum(method_s.values()) < rows[engine, "units3/o1"]["median_s"]
+    assert methods <= {name.split(": ")[1] for name in result["growth"] if ": " in name}
+    assert set(result["cases"]) == {c.name for c in cases}
+    runner.write_report(report, tmp_path)
+    markdown = (tmp_path / "performance.md").read_text()
+    assert "| sigmoid2/o2 | diffkit-cli |" in markdown
+    assert "- units3/o1: sum_i sigmoid(c_i x_i)" in markdown and "- units4/o2:" not in markdown
+
+
+def _broken_cube():
+    """x^3 whose VJP is 1% off (its JVP and SymPy counterpart are right)."""
+    cube = dk.primitive(lambda x: x**3, name="bench cube", sympy_impl=lambda x: x**3)
+    dk.defvjp(cube, lambda g, ans, x: 3.03 * g * x**2)
+    dk.defjvp(cube, lambda t, ans, x: 3 * t * x**2)
+    return cube
+
+
+def test_w6_does_not_time_a_wrong_or_incomplete_verdict():
+    cube = _broken_cube()
+    twice = dk.primitive(lambda x: 2 * x, name="bench twice")  # no SymPy counterpart
+    dk.defvjp(twice, lambda g, ans, x: 2 * g)
+    dk.defjvp(twice, lambda t, ans, x: 2 * t)
+    base = workloads.chain_case("tanh", 2, 1, deadline=60.0, targets={"diffkit": 1e6})
+    wrong = workloads.VerdictCase(
+        "cube/o1", "a cube with a wrong VJP", ("x",), (0.7,), 1, lambda ops: cube, "x**3", 60.0,
+        "cube", {"diffkit": 1e6})
+    no_symbolic = workloads.VerdictCase(
+        "twice/o1", "no SymPy counterpart", ("x",), (0.7,), 1,
+        lambda ops: (lambda x: twice(ops.sin(x))), "2*sin(x)", 60.0, "twice")
+    bad_text = workloads.VerdictCase(
+        "badtext/o1", "text the grammar refuses", base.names, base.point, 1, base.function,
+        "tanh(w2*tanh(w1*x)) +", 60.0, "badtext")
+    report = runner.benchmark([_tiny_w6((wrong, no_symbolic, bad_text, base))],
+                              peers.select("diffkit-cli"), W6_TINY)
+    status = {(r["engine"], r["size"]): r for r in report["timing"]["W6"]["rows"]}
+    assert status["diffkit", "cube/o1"]["status"].startswith("not counted")
+    assert "verdict disagree" in status["diffkit", "cube/o1"]["status"]
+    assert "reverse" in status["diffkit", "cube/o1"]["status"]
+    assert "median_s" not in status["diffkit", "cube/o1"]
+    assert "without the symbolic reference" in status["diffkit", "twice/o1"]["status"]
+    assert "exit status 2" in status["diffkit-cli", "badtext/o1"]["status"]
+    assert status["diffkit", "badtext/o1"]["status"] == "ok"  # the engines are judged apart
+    assert status["diffkit", "tanh2/o1"]["status"] == "ok"
+    holds = {t["target"]: t["holds"] for t in report["targets"]}
+    assert holds["cube/o1: dk.compare in process <= 1e+06 s"] is False
+    assert holds["tanh2/o1: dk.compare in process <= 1e+06 s"] is True
+
+
+def _spin(ns, case):
+    """A run that never ends on its own and, like compare(), swallows every Exception."""
+    def run():
+        while True:
+            try:
+                sum(range(1000))
+            except Exception:
+                pass
+
+    return run
+
+
+def _sleep(ns, case):
+    return lambda: time.sleep(60)
+
+
+def _agree(ns, case):
+    return lambda: workloads.Verdict("symbolic")
+
+
+def test_w6_stops_a_call_at_its_deadline_and_skips_the_family(monkeypatch):
+    monkeypatch.setitem(peers.BY_NAME, "sleeper", peers.Peer("sleeper", "sleeps", ("time",)))
+    chain = workloads.chain_case("tanh", 2, 1, deadline=0.2, targets={"diffkit": 1e6})
+    longer = workloads.chain_case("tanh", 3, 1, deadline=0.2)
+    other = workloads.units_case(2, 1, deadline=0.2)
+    builders = {"diffkit": _spin, "sleeper": _sleep, "diffkit-cli": _agree}
+    handler = signal.getsignal(signal.SIGUSR2)
+    start = time.perf_counter()
+    report = runner.benchmark([_tiny_w6((chain, longer, other), builders)],
+                              peers.select("sleeper,diffkit-cli"), W6_TINY)
+    assert time.perf_counter() - start < 10  # three stops of 0.2 s, not a minute's sleep
+    assert signal.getsignal(signal.SIGUSR2) is handler
+    status = {(r["engine"], r["size"]): r["status"] for r in report["timing"]["W6"]["rows"]}
+    for engine in ("diffkit", "sleeper"):
+        assert status[engine, "tanh2/o1"] == "no verdict within 0.2 s (stopped there)"
+        assert status[engine, "tanh3/o1"] == "skipped: no verdict within 0.2 s at tanh2/o1"
+        assert status[engine, "units2/o1"] == "no verdict within 0.2 s (stopped there)"
+    assert {status["diffkit-cli", c.name] for c in (chain, longer, other)} == {"ok"}
+    holds = {t["target"]: t["holds"] for t in report["targets"]}
+    assert holds["tanh2/o1: dk.compare in process <= 1e+06 s"] is False
+
+
+def test_gradcheck_runs_gradgradcheck_only_at_order_2():
+    calls = []
+
+    def check(name, verdict):
+        def run(f, inputs, raise_exception=True):
+            calls.append((name, f(*inputs)))
+            return verdict
+
+        return run
+
+    for order, second, expected in ((1, False, []), (2, True, ["gradgradcheck"]),
+                                    (2, False, ["gradgradcheck"])):
+        case = workloads.chain_case("sigmoid", 2, order, deadline=60.0)
+        fake = SimpleNamespace(
+            float64="float64", sigmoid=FLOATS.sigmoid, tanh=FLOATS.tanh,
+            tensor=lambda v, dtype=None, requires_grad=False: v,
+            autograd=SimpleNamespace(gradcheck=check("gradcheck", True),
+                                     gradgradcheck=check("gradgradcheck", second)))
+        run = workloads.w6_gradcheck(SimpleNamespace(torch=fake), case)
+        calls.clear()
+        verdict = run()
+        assert [name for name, _ in calls] == ["gradcheck"] + expected
+        assert close(calls[0][1], case.function(FLOATS)(*case.point))
+        assert (verdict.problem is None) == (order == 1 or second)
+
+
+def test_a_size_past_its_deadline_bounds_the_slope_from_below():
+    def build(ns, case):  # instant on 2 variables, never done on 4
+        return _agree(ns, case) if len(case.names) == 2 else _spin(ns, case)
+
+    cases = tuple(workloads.units_case(n, 1, deadline=0.2, slope=True) for n in (2, 4, 8))
+    report = runner.benchmark([_tiny_w6(cases, {"diffkit": build})], peers.select([]), W6_TINY)
+    (target,) = [t for t in report["targets"] if "linear" in t["target"]]
+    fast = report["timing"]["W6"]["rows"][0]["median_s"]
+    assert target["holds"] is False
+    assert f"log-log slope >= {math.log2(0.2 / fast):.2f}" in target["detail"]
+    assert "units4/o1 not within 0.2 s" in target["detail"]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import shutil
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 NOT_INSTALLED = "not installed"
@@ -14,15 +17,20 @@ NOT_INSTALLED = "not installed"
 
 @dataclass(frozen=True)
 class Peer:
-    """One engine: `modules` are imported by `load()`; `distribution` names its version."""
+    """One engine: `modules` are imported by `load()`; `distribution` names its version;
+    `command`, when set, is a program the engine runs (found beside Python, else on PATH)."""
 
     name: str
     description: str
     modules: tuple = ()
     distribution: str | None = None
+    command: str | None = None
 
     def available(self) -> bool:
-        """True when every module this engine needs can be imported (nothing is imported)."""
+        """True when every module this engine needs can be imported (nothing is imported) and
+        its command, if any, is found."""
+        if self.command is not None and find_command(self.command) is None:
+            return False
         return all(importlib.util.find_spec(m.split(".")[0]) is not None for m in self.modules)
 
     def version(self) -> str:
@@ -42,7 +50,18 @@ class Peer:
         if "jax" in loaded:
             # float64 everywhere, as every other engine here computes in float64
             loaded["jax"].config.update("jax_enable_x64", True)
+        if self.command is not None:
+            loaded["command"] = find_command(self.command)
         return SimpleNamespace(**loaded)
+
+
+def find_command(name):
+    """The path of program `name`: beside this Python (a virtual environment need not be on
+    PATH), else on PATH; None when neither has it."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    return shutil.which(name)
 
 
 PEERS = [
@@ -60,6 +79,10 @@ PEERS = [
     Peer("jax-jit", "JAX jit, CPU, float64 (compile time excluded)",
          ("jax", "jax.numpy", "jax.nn"), "jax"),
     Peer("mygrad", "MyGrad", ("mygrad",), "mygrad"),
+    Peer("diffkit-cli", "`diffkit verify` run as a new process (start-up included)",
+         ("diffkit",), "diffkit", command="diffkit"),
+    Peer("torch-gradcheck", "torch.autograd.gradcheck (+ gradgradcheck at order 2), float64",
+         ("torch",), "torch"),
 ]
 
 BY_NAME = {p.name: p for p in PEERS}

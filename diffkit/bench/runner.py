@@ -9,9 +9,13 @@ import math
 import os
 import platform
 import random
+import signal
 import statistics
+import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +30,23 @@ from diffkit.tolerance import Tolerance
 class Settings:
     """How hard to time: `repeats` batches per engine, each at least `batch_seconds` long;
     an engine whose single call exceeds `budget` seconds is timed once and not at larger sizes.
-    `quick` selects each workload's quick sizes."""
+    `quick` selects each workload's quick sizes. A time-to-verdict workload (W6) makes
+    `verdict_calls` calls per case, each stopped at its case's deadline or `verdict_deadline`
+    seconds, whichever comes first."""
 
     repeats: int
     batch_seconds: float
     budget: float
     quick: bool = False
+    verdict_calls: int = 1
+    verdict_deadline: float | None = None
 
     @classmethod
     def for_run(cls, quick: bool) -> Settings:
         if quick:
-            return cls(repeats=3, batch_seconds=0.01, budget=0.25, quick=True)
-        return cls(repeats=7, batch_seconds=0.05, budget=2.0)
+            return cls(repeats=3, batch_seconds=0.01, budget=0.25, quick=True, verdict_calls=1,
+                       verdict_deadline=5.0)
+        return cls(repeats=7, batch_seconds=0.05, budget=2.0, verdict_calls=3)
 
 
 def run_bench(args) -> int:
@@ -106,6 +115,8 @@ def benchmark(workloads, engines, settings, progress=None) -> dict:
             "repeats": settings.repeats,
             "batch_seconds": settings.batch_seconds,
             "budget_seconds": settings.budget,
+            "verdict_calls": settings.verdict_calls,
+            "verdict_deadline_seconds": settings.verdict_deadline,
             "gc": "enabled (what a user's program sees)",
         },
         "timing": timing,
@@ -129,6 +140,8 @@ def _load(peer, loaded):
 
 
 def _time_workload(workload, engines, settings, loaded, progress):
+    if workload.verdict:
+        return _time_verdicts(workload, engines, settings, loaded, progress)
     sizes = workload.quick_sizes if settings.quick else workload.sizes
     stopped = {}  # engine -> why it is not run at larger sizes
     last = {}  # engine -> (size, seconds of its slowest call there: build, compile, or run)
@@ -304,6 +317,179 @@ def _measure(runs, rows, settings, stopped):
         row["calls_per_repeat"] = numbers[name] if len(times) > 1 else 1
     gc.collect()
 
+
+# ---- time to a verdict (W6) ----
+
+class _Overrun(BaseException):
+    """A call past its deadline. Not an Exception: compare() reports an Exception inside a
+    method as that method's failure and carries on with the next one."""
+
+
+@contextmanager
+def _deadline(seconds):
+    """Raise _Overrun in the block once `seconds` of wall time have passed, also out of a wait
+    (a subprocess, a sleep). Only in the main thread of a POSIX process (elsewhere: no limit)."""
+    main = threading.main_thread()
+    if not hasattr(signal, "pthread_kill") or threading.current_thread() is not main:
+        yield
+        return
+    armed = threading.Event()
+    armed.set()
+
+    def expire(signum, frame):
+        if armed.is_set():
+            raise _Overrun
+
+    previous = signal.signal(signal.SIGUSR2, expire)
+    # a timer thread, not SIGALRM: compare() keeps its own alarm for the symbolic reference.
+    # Once join() returns, a signal it sent has reached the handler: restoring is then safe.
+    timer = threading.Timer(seconds, signal.pthread_kill, (main.ident, signal.SIGUSR2))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        try:
+            armed.clear()
+        finally:
+            timer.cancel()
+            timer.join()
+            signal.signal(signal.SIGUSR2, previous)
+
+
+def _one_verdict(run, deadline):
+    """Call run() once under the deadline. Returns (problem or None, wall seconds or None,
+    the Verdict or None)."""
+    try:
+        with _deadline(deadline):
+            start = time.perf_counter()
+            verdict = run()
+            seconds = time.perf_counter() - start
+    except (_Overrun, subprocess.TimeoutExpired):
+        return f"no verdict within {deadline:g} s (stopped there)", None, None
+    except Exception as error:  # a crash is a result, not the end of the bench
+        return f"failed: {_error_line(error)}", None, None
+    if verdict.problem:
+        return f"not counted ({_fmt(seconds)}): {verdict.problem}", seconds, verdict
+    return None, seconds, verdict
+
+
+def _error_line(error):
+    message = str(error).splitlines()[0][:120] if str(error) else ""
+    return f"{type(error).__name__}: {message}"
+
+
+def _time_verdicts(workload, engines, settings, loaded, progress):
+    """Per case, each engine's wall time from the call to a correct verdict: `verdict_calls`
+    separate calls in a shuffled engine order. A verdict other than agree (or, for diffkit,
+    one reached without the symbolic reference) is reported and not timed; an
+    engine past the deadline is stopped there and skipped at the later cases of the family."""
+    cases = workload.quick_sizes if settings.quick else workload.sizes
+    results = {"title": workload.title, "size_label": workload.size_label, "rows": [],
+               "cases": {c.name: _case_info(c) for c in workload.sizes}}
+    given_up = {}  # engine -> (family, why)
+    for case in cases:
+        if progress:
+            progress(f"{workload.name} {case.name}")
+        deadline = case.deadline
+        if settings.verdict_deadline is not None:
+            deadline = min(deadline, settings.verdict_deadline)
+        results["cases"][case.name]["deadline_s"] = deadline
+        rows, runs = _verdict_runs(workload, case, engines, loaded, deadline, given_up)
+        samples = {name: [] for name in runs}
+        by_method = {name: [] for name in runs}
+        order = list(runs)
+        shuffle = random.Random(0).shuffle  # seeded, as in _measure
+        for _ in range(settings.verdict_calls):
+            shuffle(order)
+            for name in list(order):
+                problem, seconds, verdict = _one_verdict(runs[name], deadline)
+                if problem is None:
+                    samples[name].append(seconds)
+                    by_method[name].append(verdict.seconds)
+                    continue
+                order.remove(name)
+                samples[name] = []  # one wrong or missing verdict voids the engine's times
+                rows[name]["status"] = problem
+                if problem.startswith("no verdict"):
+                    given_up[name] = (case.family, f"skipped: no verdict within {deadline:g} s "
+                                                   f"at {case.name}")
+        for name, times in samples.items():
+            if times:
+                rows[name].update(median_s=statistics.median(times), min_s=min(times),
+                                  max_s=max(times), repeats=len(times), calls_per_repeat=1)
+                rows[name]["method_s"] = {  # each method's median over the calls
+                    m: statistics.median(c.get(m, math.nan) for c in by_method[name])
+                    for m in by_method[name][0]
+                }
+        base = rows.get("diffkit", {}).get("median_s")
+        for row in rows.values():
+            if base and row.get("median_s") is not None:
+                row["ratio"] = row["median_s"] / base
+            results["rows"].append(row)
+        gc.collect()
+    results["growth"] = _verdict_growth(results["rows"], workload.sizes)
+    return results
+
+
+def _verdict_runs(workload, case, engines, loaded, deadline, given_up):
+    """Build each engine's run for the case (its set-up under the deadline too). Returns (rows
+    by engine, {engine: run})."""
+    rows, runs = {}, {}
+    for peer in engines:
+        build = workload.builders.get(peer.name)
+        if build is None:
+            continue
+        row = rows[peer.name] = {"engine": peer.name, "size": case.name, "status": "ok",
+                                 "deadline_s": deadline}
+        ns = _load(peer, loaded)
+        family, why = given_up.get(peer.name, (None, ""))
+        if isinstance(ns, str):
+            row["status"] = ns
+        elif family == case.family:
+            row["status"] = why
+        else:
+            try:
+                with _deadline(deadline):
+                    runs[peer.name] = build(ns, case)
+            except (_Overrun, subprocess.TimeoutExpired):
+                row["status"] = f"failed: its set-up took over {deadline:g} s"
+            except Exception as error:
+                row["status"] = f"failed: {_error_line(error)}"
+    return rows, runs
+
+
+def _case_info(case):
+    return {"description": case.description, "order": case.order,
+            "variables": len(case.names), "targets": dict(case.targets),
+            "deadline_s": case.deadline, "slope": case.slope}
+
+
+def _verdict_growth(rows, cases):
+    """Log-log slope of each engine's time in the number of variables over the `slope` cases
+    (1 = linear), from 2 or more of them."""
+    variables = {c.name: len(c.names) for c in cases if c.slope}
+    series = {}  # engine, or "engine: method", -> [(variables, seconds)]
+    for r in rows:
+        if r["size"] not in variables or not r.get("median_s"):
+            continue
+        n = variables[r["size"]]
+        series.setdefault(r["engine"], []).append((n, r["median_s"]))
+        if r["engine"] == "diffkit":  # which method the growth comes from
+            for method, seconds in r.get("method_s", {}).items():
+                series.setdefault(f"diffkit: {method}", []).append((n, seconds))
+    growth = {}
+    for name, points in series.items():
+        points = [(n, t) for n, t in points if t > 0]
+        if len(points) >= 2:
+            slope = np.polyfit(np.log([p[0] for p in points]), np.log([p[1] for p in points]), 1)
+            growth[name] = {"loglog_slope": float(slope[0]),
+                            "fit": f"log t vs log variables, {len(points)} of "
+                                   f"{len(variables)} sizes ({', '.join(variables)})"}
+    return growth
+
+
+# ---- W4's growth ----
 
 def _w4_growth(rows, largest_counted):
     """Fit the cost's growth: log-log slope for diffkit (1 = linear in n), factor per step for
@@ -484,6 +670,66 @@ def evaluate_targets(timing) -> list:
                 ratio = step / forward
                 targets.append(_target("W5", f"{dtype}: gradient step / forward <= 3",
                                        ratio <= 3, f"{ratio:.2f}"))
+    if "W6" in timing:
+        targets += _verdict_targets("W6", timing["W6"])
+    return targets
+
+
+VERDICT_ENGINES = {"diffkit": "dk.compare in process", "diffkit-cli": "`diffkit verify` as a "
+                   "new process", "torch-gradcheck": "torch gradcheck"}
+SLOPE_LIMIT = 1.2
+
+
+def _slope_bound(result, slope_cases, rows):
+    """(holds, detail) when fewer than two sizes were timed: a timed size and a larger one
+    stopped at its deadline bound the log-log slope from below."""
+    timed = [(c, rows[("diffkit", c)]) for c in slope_cases
+             if rows.get(("diffkit", c), {}).get("median_s")]
+    stopped = [(c, rows[("diffkit", c)]) for c in slope_cases
+               if rows.get(("diffkit", c), {}).get("status", "").startswith("no verdict")]
+    if not (timed and stopped):
+        return None, "not measured"
+    (small, fast), (large, slow) = timed[-1], stopped[0]
+    ratio = result["cases"][large]["variables"] / result["cases"][small]["variables"]
+    if ratio <= 1:
+        return None, "not measured"
+    bound = math.log(slow["deadline_s"] / fast["median_s"]) / math.log(ratio)
+    detail = (f"log-log slope >= {bound:.2f}: {small} in {_fmt(fast['median_s'])}, {large} "
+              f"not within {slow['deadline_s']:g} s")
+    return (False if bound > SLOPE_LIMIT else None), detail
+
+
+def _verdict_targets(name, result):
+    """Every case's targets, whether or not the case ran: a time holds only for a correct
+    verdict; a wrong one or none within the deadline fails; then the linear-cost fit."""
+    targets = []
+    rows = {(r["engine"], r["size"]): r for r in result["rows"]}
+    for case, info in result["cases"].items():
+        for engine, limit in info["targets"].items():
+            text = f"{case}: {VERDICT_ENGINES.get(engine, engine)} <= {limit:g} s"
+            row = rows.get((engine, case))
+            if row is None:
+                holds, detail = None, "not run (not a --quick case)"
+            elif row.get("median_s") is not None:
+                holds = row["median_s"] <= limit
+                calls = f"{row['repeats']} call" + ("s" if row["repeats"] > 1 else "")
+                detail = (f"{_fmt(row['median_s'])}, verdict agree ({calls}, slowest "
+                          f"{_fmt(row['max_s'])})")
+            else:
+                failed = row["status"].startswith(("not counted", "no verdict", "failed"))
+                holds, detail = (False if failed else None), row["status"]
+            targets.append(_target(name, text, holds, detail))
+    slope_cases = [case for case, info in result["cases"].items() if info["slope"]]
+    if slope_cases:
+        fit = result.get("growth", {}).get("diffkit")
+        if fit is not None:
+            holds = fit["loglog_slope"] <= SLOPE_LIMIT
+            detail = f"log-log slope {fit['loglog_slope']:.2f} ({fit['fit']})"
+        else:
+            holds, detail = _slope_bound(result, slope_cases, rows)
+        targets.append(_target(name, f"dk.compare at order 1 close to linear in the variables "
+                                     f"(log-log slope <= {SLOPE_LIMIT:g} over "
+                                     f"{', '.join(slope_cases)})", holds, detail))
     return targets
 
 
@@ -542,7 +788,15 @@ def render_markdown(report) -> str:
         if result.get("sympy_derivative_ops"):
             counts = ", ".join(f"n={n}: {c:,}" for n, c in result["sympy_derivative_ops"].items())
             lines.append(f"- SymPy's raw derivative, operations (count_ops): {counts}")
-        if result.get("growth") or result.get("sympy_derivative_ops"):
+        timed = {row["size"]: row for row in result["rows"] if row["engine"] == "diffkit"}
+        for case, info in result.get("cases", {}).items():
+            if case in timed:
+                lines.append(f"- {case}: {info['description']}; deadline {info['deadline_s']:g} s")
+                methods = timed[case].get("method_s", {})
+                if methods:
+                    lines.append("  (dk.compare by method: " + ", ".join(
+                        f"{m} {_fmt(t)}" for m, t in methods.items()) + ")")
+        if result.get("growth") or result.get("sympy_derivative_ops") or result.get("cases"):
             lines.append("")
     lines += ["## Targets (issue 5)", "", "| workload | target | holds | measured |",
               "|---|---|---|---|"]
@@ -568,6 +822,12 @@ NOTES = [
     "JAX runs with float64 enabled; jit times exclude compilation (the first call), and so "
     "do diffkit-compile's (diffkit.compile traces once; its rows are the compiled calls).",
     "Garbage collection stays on while timing, as in a user's program.",
+    "W6 times one call to a verdict: dk.compare in this process (diffkit imported, one small "
+    "compare run before, SymPy's cache cleared before every call so that no call reuses "
+    "another's derivatives) and `diffkit verify ... --json` as a new process (interpreter "
+    "start-up and imports included). A time counts only when the verdict is agree, and for "
+    "diffkit only when the symbolic reference took part. A call is stopped at its deadline "
+    "(quick: at most 5 s); torch gradcheck runs gradgradcheck too at order 2.",
 ]
 
 

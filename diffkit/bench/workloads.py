@@ -1,12 +1,16 @@
-"""The benchmark's workloads W1-W5, each written once per engine in that engine's own idiom.
+"""The benchmark's workloads W1-W6, each written once per engine in that engine's own idiom.
 
 A builder `build(ns, size)` gets the engine's loaded modules and returns `run`, a function of no
 arguments doing one unit of work (one gradient, one epoch, one step) and returning its result.
+W6 times a verdict instead: its sizes are VerdictCases and its runs return a Verdict.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +20,8 @@ LR = 0.1
 
 @dataclass(frozen=True)
 class Workload:
-    """One workload: sizes to time (None: a single size), how close peers must agree."""
+    """One workload: sizes to time (None: a single size), how close peers must agree;
+    `verdict`: each call is timed once to a verdict under its case's deadline (W6)."""
 
     name: str
     title: str
@@ -27,6 +32,7 @@ class Workload:
     rtol: float = 1e-9
     atol: float = 1e-12
     max_size: dict = field(default_factory=dict)  # engine -> (largest size to try, why)
+    verdict: bool = False
 
 
 # ---- W1: the sigmoid neuron f(x, w, b) = 1 / (1 + exp(-(w x + b))) at (1, 0, 0) ----
@@ -719,6 +725,193 @@ def w5_mygrad(ns, size):
     return run
 
 
+# ---- W6: time to a verdict: dk.compare in process, `diffkit verify` as a command, gradcheck ----
+
+COUPLING = 0.1  # weight of the smoothness penalty that links neighbouring units in W6
+
+
+@dataclass(frozen=True)
+class VerdictCase:
+    """One W6 case: `function(ops)` is f(*point) written with ops.sigmoid/ops.tanh (diffkit's or
+    torch's), `text` the same f in the verify grammar; `targets` maps engine -> seconds (the
+    issue's); a call may take `deadline` seconds; an engine past it is not run at the later cases
+    of its `family`; `slope` cases are fitted for the cost's growth in the number of variables."""
+
+    name: str
+    description: str
+    names: tuple
+    point: tuple
+    order: int
+    function: Callable
+    text: str
+    deadline: float
+    family: str
+    targets: dict = field(default_factory=dict)
+    slope: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one call decided: `problem` is None for `agree`, reached against `reference`;
+    `seconds` maps each method to the seconds it took, when the engine says."""
+
+    reference: str
+    problem: str | None = None
+    seconds: dict = field(default_factory=dict)
+
+
+def chain_case(unit, depth, order, deadline, targets=None):
+    """The VerdictCase of s_0 = x, s_k = unit(w_k s_(k-1)) for k = 1..depth, f = s_depth, in x
+    and every w_k at a seeded point (x in [-1, 1], w_k in [0.5, 1.5])."""
+    rng = np.random.default_rng(6)
+    point = (float(rng.uniform(-1, 1)),) + tuple(float(w) for w in rng.uniform(0.5, 1.5, depth))
+    names = ("x",) + tuple(f"w{k}" for k in range(1, depth + 1))
+    text = "x"
+    for k in range(1, depth + 1):
+        text = f"{unit}(w{k}*{text})"
+
+    def function(ops):
+        activation = getattr(ops, unit)
+
+        def f(x, *ws):
+            s = x
+            for w in ws:
+                s = activation(w * s)
+            return s
+
+        return f
+
+    return VerdictCase(
+        f"{unit}{depth}/o{order}",
+        f"{depth}-deep chain s_k = {unit}(w_k s_(k-1)), s_0 = x, f = s_{depth}: {depth + 1} "
+        f"variables (x and the weights), order {order}",
+        names, point, order, function, text, deadline, unit, dict(targets or {}),
+    )
+
+
+def units_case(n, order, deadline, targets=None, slope=False):
+    """The VerdictCase of f(x_1..x_n) = sum_i sigmoid(c_i x_i) + COUPLING sum_i (x_(i+1) -
+    x_i)^2: sigmoid units with a smoothness penalty linking neighbours (c_i fixed, seeded, 3
+    decimals; x_i seeded in [-2, 2])."""
+    rng = np.random.default_rng(7)
+    weights = tuple(round(float(c), 3) for c in rng.uniform(0.5, 1.5, n))
+    point = tuple(float(x) for x in rng.uniform(-2, 2, n))
+    names = tuple(f"x{i}" for i in range(1, n + 1))
+    units = [f"sigmoid({c!r}*{x})" for c, x in zip(weights, names)]
+    links = [f"{COUPLING!r}*({b} - {a})**2" for a, b in zip(names, names[1:])]
+    text = " + ".join(units + links)
+
+    def function(ops):
+        def f(*xs):
+            total = ops.sigmoid(weights[0] * xs[0])
+            for c, x in zip(weights[1:], xs[1:]):
+                total = total + ops.sigmoid(c * x)
+            for a, b in zip(xs, xs[1:]):
+                total = total + COUPLING * (b - a) ** 2
+            return total
+
+        return f
+
+    return VerdictCase(
+        f"units{n}/o{order}",
+        f"sum_i sigmoid(c_i x_i) + {COUPLING!r} sum_i (x_(i+1) - x_i)^2 over {n} variables "
+        f"x_i, order {order}",
+        names, point, order, function, text, deadline, f"units/o{order}", dict(targets or {}),
+        slope,
+    )
+
+
+def comparison_problem(agree, reference, blamed, notes):
+    """Why a diffkit verdict does not count (None: it is `agree`, with the symbolic reference)."""
+    if not agree:
+        return f"verdict disagree (methods off the reference: {', '.join(blamed) or 'none'})"
+    if reference != "symbolic":
+        return f"verdict without the symbolic reference: {notes[0] if notes else reference}"
+    return None
+
+
+def _first_use(dk):
+    """A small compare, so that imports and first-use set-up are not charged to the first case."""
+    dk.compare(lambda x, w: dk.tanh(dk.sigmoid(w * x)), 0.3, 0.7, order=2)
+
+
+def w6_diffkit(ns, case):
+    from sympy.core.cache import clear_cache
+
+    dk = ns.diffkit
+    f = case.function(dk)
+    _first_use(dk)
+
+    def run():
+        # each call starts as a process's first compare would: SymPy's cache would otherwise
+        # hand the second call the derivatives of the first (3 to 10x faster on small chains)
+        clear_cache()
+        c = dk.compare(f, *case.point, names=case.names, order=case.order)
+        blamed = [m.name for m in c.methods.values() if m.applicable and not m.agree]
+        return Verdict(c.reference, comparison_problem(c.agree, c.reference, blamed, c.notes),
+                       {m.name: m.seconds for m in c.methods.values()})
+
+    return run
+
+
+def verify_argv(command, case):
+    """`diffkit verify TEXT --at NAME=VALUE,... --json [--order 2]` for the case."""
+    at = ",".join(f"{name}={value!r}" for name, value in zip(case.names, case.point))
+    order = ["--order", "2"] if case.order == 2 else []
+    return [command, "verify", case.text, "--at", at, "--json", *order]
+
+
+def w6_cli(ns, case):
+    argv = verify_argv(ns.command, case)
+
+    def run():
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=case.deadline)
+        if done.returncode not in (0, 1):
+            lines = done.stderr.strip().splitlines() or ["(nothing on stderr)"]
+            return Verdict("", f"exit status {done.returncode}: {lines[-1][:200]}")
+        out = json.loads(done.stdout)
+        if (done.returncode == 0) != out["agree"]:
+            return Verdict(out["reference"], f"exit status {done.returncode} with agree = "
+                                             f"{out['agree']}")
+        blamed = [name for name, m in out["methods"].items() if m["applicable"] and not m["agree"]]
+        return Verdict(out["reference"], comparison_problem(out["agree"], out["reference"],
+                                                            blamed, out["notes"]),
+                       out.get("timing", {}))
+
+    return run
+
+
+def w6_gradcheck(ns, case):
+    torch = ns.torch
+    f = case.function(torch)
+    seed = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradgradcheck(torch.sigmoid, (seed,))  # first-use set-up, as _first_use
+
+    def run():
+        inputs = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                       for v in case.point)
+        ok = torch.autograd.gradcheck(f, inputs, raise_exception=False)
+        if ok and case.order == 2:
+            ok = torch.autograd.gradgradcheck(f, inputs, raise_exception=False)
+        return Verdict("finite differences", None if ok else f"order {case.order} check failed")
+
+    return run
+
+
+W6_BUILDERS = {"diffkit": w6_diffkit, "diffkit-cli": w6_cli, "torch-gradcheck": w6_gradcheck}
+W6_CASES = (
+    chain_case("sigmoid", 10, 1, deadline=6.0),
+    chain_case("sigmoid", 10, 2, deadline=6.0, targets={"diffkit": 1.0, "diffkit-cli": 3.0}),
+    chain_case("tanh", 30, 1, deadline=6.0, targets={"diffkit": 3.0}),
+    chain_case("tanh", 100, 1, deadline=20.0, targets={"diffkit": 10.0}),
+    units_case(100, 1, deadline=10.0, slope=True),
+    units_case(200, 1, deadline=10.0, slope=True),
+    units_case(300, 1, deadline=10.0, targets={"diffkit": 5.0}),
+    units_case(400, 1, deadline=15.0, slope=True),
+    units_case(80, 2, deadline=20.0, targets={"diffkit": 10.0}),
+)
+
+
 def _jit(build):
     return lambda ns, size: build(ns, size, jit=True)
 
@@ -802,6 +995,14 @@ WORKLOADS = [
         size_label="dtype",
         rtol=1e-6,
         atol=1e-9,
+    ),
+    Workload(
+        "W6", "time to a verdict: every method and the symbolic reference, agree checked",
+        W6_BUILDERS,
+        sizes=W6_CASES,
+        quick_sizes=(W6_CASES[0], W6_CASES[2]),
+        size_label="case",
+        verdict=True,
     ),
 ]
 
