@@ -1,8 +1,9 @@
 """Run every method of differentiation at one point, measure each against the high-precision
-symbolic reference, and decide agreement with per-method tolerances (the Comparison)."""
+reference entry by entry, and decide agreement: a method is blamed only when proven wrong."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import threading
@@ -14,21 +15,24 @@ from dataclasses import dataclass, field
 import numpy as np
 from tabulate import tabulate
 
-from diffkit import numeric, ops, symbolic
+from diffkit import numeric, ops, reference
 from diffkit.core import shape_of
 from diffkit.errors import InputError
 from diffkit.expression import Expression
 from diffkit.forward import jvp
 from diffkit.reverse import check_input, grad
+from diffkit.symbolic import flat_names
 from diffkit.tolerance import Tolerance
 
 METHODS = ("reverse", "forward", "symbolic", "central", "complex_step")
 EPS = float(np.finfo(float).eps)
 
-# Expected accuracy of each method, as (rtol, atol). A method agrees when every entry is within
-# atol + rtol * |reference| + FLOOR * eps * max|reference| of the reference; the floor allows a
-# few ulps of the largest entry in the small ones (rounding in sums of large terms). Central
-# differences add ERROR_FACTOR times their own error estimate (Richardson's), entry by entry.
+# Expected accuracy of each method, as (rtol, atol). A method agrees with the reference on an
+# entry when it is within atol + rtol * |reference| + FLOOR * eps * max|reference| of it, plus
+# the reference's own error bound; the floor allows a few ulps of the largest entry in the small
+# ones (rounding in sums of large terms). Central differences add ERROR_FACTOR times their own
+# error estimate (Richardson's) entry by entry; AD and the complex step ERROR_FACTOR times their
+# rounding noise.
 TOLERANCES = {
     "reverse": Tolerance(rtol=1e-9, atol=1e-12),
     "forward": Tolerance(rtol=1e-9, atol=1e-12),
@@ -42,19 +46,25 @@ HESSIAN_TOLERANCES = {  # the complex-step Hessian takes a real central differen
 }
 FLOOR = 64
 ERROR_FACTOR = 10.0
-# Exact evaluation can explode (exp(exp(exp(...))) at 30 digits): past this many seconds the
-# symbolic method gives up and the complex step (or central differences) becomes the reference.
+# A safety net, not a working limit: the reference is linear in graph size, but a pathological
+# expression (exp(exp(exp(...))) at 300 digits) may still take long; past this the entries are
+# judged by the consensus of the other methods.
 SYMBOLIC_SECONDS = 30.0
 # Rounding noise of the AD and complex-step gradients: their spread when every input moves by a
 # few ulps. Cancellation (1e8 e^x - (1e8 - 1) e^x) shows up there as a large spread, a wrong
-# rule does not; ERROR_FACTOR times the spread is added to those methods' tolerances.
+# rule does not.
 NOISE_ULPS = 4
 NOISE_SAMPLES = 4
+NUMERICAL = ("central", "complex_step")
 
 
 @dataclass(frozen=True)
 class MethodResult:
-    """One method's derivatives at the point (flat over the variables) and their errors."""
+    """One method's derivatives at the point (flat over the variables) and their errors.
+
+    `wrong` lists the flat positions of the gradient entries proven wrong (`hessian_wrong`:
+    (row, column) pairs); `agree` is True when there are none.
+    """
 
     name: str
     gradient: np.ndarray | None
@@ -65,6 +75,8 @@ class MethodResult:
     applicable: bool = True
     note: str = ""
     seconds: float = 0.0
+    wrong: tuple = ()
+    hessian_wrong: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,9 @@ class Comparison:
     """Every method side by side at one point; `agree` is the verdict.
 
     `names` and `point` are flat (an array argument contributes one entry per element); every
-    gradient is a vector and every Hessian a matrix over them.
+    gradient is a vector and every Hessian a matrix over them. `reference` is 'symbolic' (the
+    high-precision reference) or 'consensus' (no reference: the methods that agree with each
+    other decide); `status` says per gradient entry how it was judged.
     """
 
     names: tuple
@@ -84,6 +98,8 @@ class Comparison:
     agree: bool
     kinks: tuple = ()
     notes: tuple = field(default=())
+    status: tuple = ()
+    digits: float = math.nan
 
     @property
     def differentiable(self) -> bool:
@@ -94,11 +110,13 @@ class Comparison:
         """Return the comparison as a table: one row per method, one column per variable."""
         rows = []
         for m in self.methods.values():
-            shown = [_number(v) for v in m.gradient] if m.gradient is not None else []
+            if m.name == "symbolic" and m.gradient is not None:
+                shown = [_reference_cell(self, k) for k in range(len(self.names))]
+            else:
+                shown = [_number(v) for v in m.gradient] if m.gradient is not None else []
             shown += [""] * (len(self.names) - len(shown))
-            verdict = "agree" if m.agree else ("n/a" if not m.applicable else "DISAGREE")
             rows.append([m.name, *shown, _number(m.max_abs_error), _number(m.max_rel_error),
-                         verdict, m.note])
+                         _verdict(m), m.note])
         headers = ["method", *(f"d/d{n}" for n in self.names), "max abs err", "max rel err",
                    "verdict", "note"]
         lines = [tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)]
@@ -113,21 +131,31 @@ class Comparison:
             if m.hessian is None:
                 rows.append([m.name, "n/a", m.note])
                 continue
-            ref = self.methods[self.reference].hessian
-            err = _max(_errors(m.hessian, ref)[0]) if ref is not None else math.nan
-            rows.append([m.name, _number(err), "agree" if m.agree else "DISAGREE"])
-        return "\nHessian\n" + tabulate(rows, headers=["method", "max abs err", "verdict"],
+            verdict = _verdict(m, hessian=True)
+            wrong = ", ".join(f"({self.names[i]}, {self.names[j]})"
+                              for i, j in m.hessian_wrong[:4])
+            rows.append([m.name, verdict, wrong])
+        return "\nHessian\n" + tabulate(rows, headers=["method", "verdict", "wrong entries"],
                                         tablefmt=fmt, disable_numparse=True)
 
     def summary(self) -> list[str]:
         """One-line verdict, then notes on kinks and non-finite values."""
         verdict = "all methods agree" if self.agree else "the methods DISAGREE"
-        lines = [f"{verdict} (reference: {self.reference}, value {_number(self.value)})"]
+        source = self.reference
+        if self.reference == "symbolic" and not math.isnan(self.digits):
+            source += (f", {reference.DIGITS}+ digits" if self.digits >= reference.DIGITS
+                       else f", {max(0, int(self.digits))} digits proven")
+        lines = [f"{verdict} (reference: {source}; value {_number(self.value)})"]
+        for m in self.methods.values():
+            if m.wrong:
+                names = ", ".join(self.names[k] for k in m.wrong[:6])
+                lines.append(f"{m.name} is wrong in d/d({names})")
         for k in self.kinks:
             if not k.differentiable:
                 lines.append(
-                    f"not differentiable here: {k.node} switches at this point; left derivative"
-                    f" {_vector(k.left)}, right derivative {_vector(k.right)}"
+                    f"not differentiable here: {k.node}; left derivative {_vector(k.left)}, "
+                    f"right derivative {_vector(k.right)}; any value between them is a "
+                    f"convention, not an error"
                 )
         lines.extend(self.notes)
         return lines
@@ -160,6 +188,8 @@ class Comparison:
             "point": dict(zip(names, clean(list(self.point), "the point"))),
             "order": self.order,
             "reference": self.reference,
+            "digits": None if not math.isfinite(self.digits) else self.digits,
+            "status": dict(zip(names, self.status)),
             "gradient": {},
             "methods": {},
             "agree": bool(self.agree),
@@ -182,6 +212,8 @@ class Comparison:
                 "agree": bool(m.agree),
                 "applicable": bool(m.applicable),
                 "note": m.note,
+                "wrong": [names[k] for k in m.wrong],
+                "hessian_wrong": [[names[i], names[j]] for i, j in m.hessian_wrong],
             }
         if self.order == 2:
             out["hessian"] = {
@@ -190,6 +222,26 @@ class Comparison:
             }
         out["notes"] = list(dict.fromkeys(n for n in notes if n))
         return out
+
+
+def _verdict(m, hessian=False):
+    if not m.applicable:
+        return "n/a"
+    wrong = m.hessian_wrong if hessian else m.wrong
+    if m.name == "symbolic":
+        return "reference"
+    return "DISAGREE" if wrong else "agree"
+
+
+def _reference_cell(c, k):
+    status = c.status[k] if k < len(c.status) else "exact"
+    m = c.methods["symbolic"]
+    if status == "kink":
+        left, right = c.kinks[0].left[k], c.kinks[0].right[k]
+        return f"[{_number(min(left, right))}, {_number(max(left, right))}]"
+    if status == "undefined":
+        return "none (jump)"
+    return _number(m.gradient[k])
 
 
 def _number(x) -> str:
@@ -219,27 +271,83 @@ def _basis(args, k):
     return tuple(out)
 
 
+# ---- the methods: each returns a _Raw (values, and what widens its tolerance) ----
+
+
+@dataclass(frozen=True)
+class _Raw:
+    gradient: np.ndarray | None
+    hessian: np.ndarray | None = None
+    note: str = ""
+    spread: object = 0.0  # per gradient entry: rounding noise or the method's error estimate
+    hessian_spread: object = 0.0
+
+
+def _reverse(f, args, argnums, order):
+    g = _flatten(grad(f, argnums)(*args))
+    h = None
+    if order == 2:
+        n = g.size
+        h = np.array([_flatten(grad(lambda *a, k=k: _entry(grad(f, argnums)(*a), k),
+                                    argnums)(*args)) for k in range(n)])
+    return _Raw(g, h, spread=_noise(f, args, argnums, g))
+
+
+def _forward(f, args, order):
+    n = sum(int(np.prod(np.shape(a))) for a in args)
+    g = np.array([jvp(f, args, _basis(args, k))[1] for k in range(n)], dtype=float)
+    h = None
+    if order == 2:
+        h = np.array([[jvp(lambda *a, k=k: jvp(f, a, _basis(args, k))[1], args,
+                           _basis(args, j))[1] for k in range(n)] for j in range(n)],
+                     dtype=float)
+    return _Raw(g, h)
+
+
+def _numerical(derivative, hessian, f, args, argnums, order):
+    d = derivative(f, args, argnums)
+    if not d.applicable:
+        raise _NotApplicable(d.reason)
+    h = hspread = None
+    if order == 2:
+        hess = hessian(f, args, argnums)
+        h = np.asarray(hess.value, dtype=float)
+        hspread = np.asarray(hess.error, dtype=float)
+    return _Raw(_flatten(d.value), h, d.reason, _flatten(d.error), hspread)
+
+
+class _NotApplicable(Exception):
+    """A method that does not apply to this function or point (the message says why)."""
+
+
 def _run(name, compute):
-    """Call compute() -> (gradient, hessian, note); an exception makes the method n/a."""
+    """Call compute() -> _Raw; an exception makes the method n/a. Returns (MethodResult, raw)."""
     start = time.perf_counter()
+    raw, applicable, note = None, True, ""
     try:
-        gradient, hessian, note = compute()
-        applicable = gradient is not None
-    except Exception as error:  # a method that cannot run is reported, never fatal
-        gradient, hessian, applicable = None, None, False
-        note = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    return MethodResult(name, gradient, hessian, applicable=applicable, note=note,
-                        seconds=time.perf_counter() - start)
+        raw = compute()
+        note = raw.note
+    except (Exception, _Timeout) as error:  # a method that cannot run is reported, never fatal
+        applicable = False
+        message = str(error).splitlines()[0] if str(error) else ""
+        plain = (_NotApplicable, _Timeout, reference.Unavailable)
+        note = message if isinstance(error, plain) else (
+            f"{type(error).__name__}: {message}")
+    result = MethodResult(name, None if raw is None else raw.gradient,
+                          None if raw is None else raw.hessian, applicable=applicable, note=note,
+                          seconds=time.perf_counter() - start)
+    return result, raw
 
 
 def compare(f, *args, names=None, order: int = 1, rtol: float | None = None,
             atol: float | None = None) -> Comparison:
-    """Differentiate f at args by every method and compare each with the symbolic reference.
+    """Differentiate f at args by every method and judge each against the reference.
 
     f is a function written with diffkit ops (or a parsed Expression, whose variables give
-    `names`); args are floats or float arrays. `order=2` adds Hessians. By default each method
-    has its own tolerance (TOLERANCES, widened by its error estimate or rounding noise); `rtol`
-    and `atol`, when given, replace them all by |method - reference| <= atol + rtol |reference|.
+    `names`); args are floats or float arrays; f must return a scalar. `order=2` adds Hessians.
+    By default each method has its own tolerance (TOLERANCES, widened by its error estimate or
+    rounding noise, plus the reference's own error bound); `rtol` and `atol`, when given,
+    replace the method's part by |method - reference| <= atol + rtol |reference|.
 
     Example:
         >>> import diffkit as dk
@@ -247,111 +355,83 @@ def compare(f, *args, names=None, order: int = 1, rtol: float | None = None,
         >>> c.agree, [float(g) for g in c.methods["reverse"].gradient]
         (True, [0.0, 0.25, 0.25])
     """
-    if order not in (1, 2):
-        raise InputError(f"order must be 1 or 2, not {order}")
+    if isinstance(order, bool) or order not in (1, 2):
+        raise InputError(f"order must be 1 or 2, not {order!r}")
     if isinstance(f, Expression):
         names = f.variables if names is None else names
         f = f.function
+    if not callable(f):
+        raise InputError(f"compare needs a function; got {type(f).__name__}")
     args = tuple(check_input(a, k) for k, a in enumerate(args))
+    if not args:
+        raise InputError("compare needs the point: at least one argument after f")
     names = tuple(names) if names is not None else tuple(f"x{k}" for k in range(len(args)))
-    argnums = tuple(range(len(args)))
+    if len(names) != len(args):
+        raise InputError(f"got {len(names)} names for {len(args)} arguments")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        return _compare(f, args, names, argnums, order, rtol, atol)
+        value = _value(f, args)
+        return _compare(f, args, names, order, rtol, atol, value)
 
 
-def _compare(f, args, names, argnums, order, rtol, atol):
-    flat_names = tuple(symbolic.flat_names(names, [np.shape(a) for a in args]))
-    n = len(flat_names)
-    results, traced, kinks = {}, None, ()
+def _compare(f, args, names, order, rtol, atol, value):
+    flat = tuple(flat_names(names, [np.shape(a) for a in args]))
+    argnums = tuple(range(len(args)))
+    symbolic_out = {}
 
-    def reverse():
-        g = _flatten(grad(f, argnums)(*args))
-        errors["noise"] = _noise(f, args, argnums, g)
-        if order == 1:
-            return g, None, ""
-        rows = [_flatten(grad(lambda *a, k=k: _entry(grad(f, argnums)(*a), k), argnums)(*args))
-                for k in range(n)]
-        return g, np.array(rows), ""
-
-    def forward():
-        g = np.array([jvp(f, args, _basis(args, k))[1] for k in range(n)], dtype=float)
-        if order == 1:
-            return g, None, ""
-        h = np.array([[jvp(lambda *a, k=k: jvp(f, a, _basis(args, k))[1], args,
-                           _basis(args, j))[1] for k in range(n)] for j in range(n)], dtype=float)
-        return g, h, ""
-
-    def symbolic_reference():
+    def symbolic():
         with _deadline(SYMBOLIC_SECONDS):
-            return exact()
+            ref = reference.compute(f, args, names, order)
+        symbolic_out["reference"] = ref
+        return _Raw(ref.gradient, ref.hessian, "; ".join(ref.notes))
 
-    def exact():
-        nonlocal traced, kinks
-        traced = symbolic.trace(f, *args, names=names)
-        point = symbolic.exact_point(traced, args)
-        grad_exprs = symbolic.gradient(traced)
-        g = np.array([symbolic.evaluate(e, point) for e in grad_exprs])
-        h = None
-        if order == 2:
-            h = np.array([[symbolic.evaluate(e, point) for e in row]
-                          for row in symbolic.hessian(traced, grad_exprs)])
-        kinks = tuple(symbolic.kinks(traced, args, grad_exprs))
-        return g, h, ""
-
-    errors = {}
-
-    def numerical(name, derivative, hessian):
-        def compute():
-            d = derivative(f, args, argnums)
-            if not d.applicable:
-                return None, None, d.reason
-            errors[name] = _flatten(d.error)
-            h = None
-            if order == 2:
-                hess = hessian(f, args, argnums)
-                h = np.asarray(hess.value, dtype=float)
-                errors[f"{name}_hessian"] = np.asarray(hess.error, dtype=float)
-            return _flatten(d.value), h, d.reason
-
-        return compute
-
-    central = numerical("central", numeric.central_difference, numeric.hessian)
-    complex_step = numerical("complex_step", numeric.complex_step, numeric.complex_step_hessian)
-
-    for name, compute in (("reverse", reverse), ("forward", forward),
-                          ("symbolic", symbolic_reference), ("central", central),
-                          ("complex_step", complex_step)):
-        results[name] = _run(name, compute)
-
-    value = _value(f, args)
-    reference = next(m for m in ("symbolic", "complex_step", "central")
-                     if results[m].applicable)
+    computations = {
+        "reverse": lambda: _reverse(f, args, argnums, order),
+        "forward": lambda: _forward(f, args, order),
+        "symbolic": symbolic,
+        "central": lambda: _numerical(numeric.central_difference, numeric.hessian, f, args,
+                                      argnums, order),
+        "complex_step": lambda: _numerical(numeric.complex_step, numeric.complex_step_hessian,
+                                           f, args, argnums, order),
+    }
+    results, raws = {}, {}
+    for name, compute in computations.items():
+        results[name], raws[name] = _run(name, compute)
+    ref = symbolic_out.get("reference")
     notes = []
-    if reference != "symbolic":
-        notes.append(f"no symbolic reference ({results['symbolic'].note}); "
-                     f"errors are measured against {reference}")
-    ref = results[reference]
-    judged = {name: _judge(m, ref, errors, kinks, rtol, atol) for name, m in results.items()}
+    if ref is None:
+        notes.append(f"no symbolic reference ({results['symbolic'].note}); each entry is "
+                     f"judged by the consensus of the other methods")
+    judge = _Judge(results, raws, ref, rtol, atol)
+    judged = judge.methods(order)
+    notes.extend(judge.notes)
     agree = all(m.agree for m in judged.values() if m.applicable)
     agree = agree and judged["reverse"].applicable
-    if any(not np.all(np.isfinite(m.gradient)) for m in judged.values()
-           if m.gradient is not None):
+    if any(m.gradient is not None and not np.all(np.isfinite(m.gradient))
+           for m in judged.values()):
         notes.append("some derivatives are not finite (inf or nan) at this point")
-    return Comparison(flat_names, tuple(_flatten(args)), value, order, reference, judged,
-                      agree, kinks, tuple(notes))
+    n = len(flat)
+    status = ref.status if ref is not None else ("none",) * n
+    return Comparison(flat, tuple(_flatten(args)), value, order,
+                      "symbolic" if ref is not None else "consensus", judged, agree,
+                      () if ref is None else ref.kinks, tuple(dict.fromkeys(notes)),
+                      tuple(status), math.nan if ref is None else ref.digits)
+
+
+class _Timeout(BaseException):
+    """Raised inside the symbolic reference when it runs past SYMBOLIC_SECONDS."""
 
 
 @contextmanager
 def _deadline(seconds):
-    """Raise TimeoutError in the block after `seconds` (POSIX main thread; else no limit)."""
+    """Raise _Timeout in the block after `seconds` (POSIX main thread; else no limit)."""
     in_main = threading.current_thread() is threading.main_thread()
     if not hasattr(signal, "setitimer") or not in_main:
         yield
         return
 
     def expire(signum, frame):
-        raise TimeoutError(f"exact evaluation gave up after {seconds:g} s")
+        raise _Timeout(f"the exact evaluation gave up after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -360,6 +440,194 @@ def _deadline(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---- the verdict ----
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The reference for one entry: status, value, error bound, and the interval of values
+    that are right (a kink's one-sided derivatives)."""
+
+    status: str
+    value: float = math.nan
+    error: float = 0.0
+    low: float = math.nan
+    high: float = math.nan
+
+
+class _Judge:
+    """Judges every method entry by entry against the reference (or the consensus)."""
+
+    def __init__(self, results, raws, ref, rtol, atol):
+        self.results, self.raws, self.ref = results, raws, ref
+        self.user = None if rtol is None and atol is None else Tolerance(
+            rtol=0.0 if rtol is None else rtol, atol=0.0 if atol is None else atol)
+        self.notes = []
+
+    def methods(self, order):
+        gradient = self._judge_all(hessian=False)
+        hessian = self._judge_all(hessian=True) if order == 2 else {}
+        out = {}
+        for name, m in self.results.items():
+            wrong, abs_err, rel_err = gradient.get(name, ((), math.nan, math.nan))
+            hwrong = hessian.get(name, ((),))[0]
+            out[name] = MethodResult(
+                name, m.gradient, m.hessian, abs_err, rel_err,
+                m.applicable and not wrong and not hwrong, m.applicable, m.note, m.seconds,
+                tuple(wrong), tuple(hwrong))
+        return out
+
+    def _entries(self, hessian):
+        ref = self.ref
+        if ref is None:
+            return None
+        if hessian:
+            n = ref.hessian.shape[0]
+            return [_Entry(ref.hessian_status[i][j], ref.hessian[i, j],
+                           ref.hessian_error[i, j], ref.hessian_low[i, j],
+                           ref.hessian_high[i, j]) for i in range(n) for j in range(n)]
+        return [_Entry(s, v, e, lo, hi) for s, v, e, lo, hi in
+                zip(ref.status, ref.gradient, ref.error, ref.low, ref.high)]
+
+    def _candidates(self, hessian):
+        """name -> (flat values, extra allowance per entry) of each method that ran."""
+        out = {}
+        for name, m in self.results.items():
+            if name == "symbolic" or not m.applicable:
+                continue
+            values = m.hessian if hessian else m.gradient
+            if values is None:
+                continue
+            raw = self.raws[name]
+            spread = raw.hessian_spread if hessian else raw.spread
+            if name in ("forward", "complex_step") and not hessian:
+                spread = self.raws["reverse"].spread if self.raws["reverse"] else 0.0
+            values = np.ravel(np.asarray(values, dtype=float))
+            spread = np.broadcast_to(np.nan_to_num(np.ravel(np.asarray(
+                0.0 if spread is None else spread, dtype=float)), nan=0.0), values.shape)
+            out[name] = (values, spread)
+        return out
+
+    def _allowed(self, name, hessian, reference_values, spread):
+        """Per-entry allowance of a method around reference values (an array)."""
+        if self.user is not None:
+            return self.user.atol + self.user.rtol * np.abs(reference_values)
+        table = HESSIAN_TOLERANCES if hessian else {}
+        tol = table.get(name, TOLERANCES[name])
+        finite = np.where(np.isfinite(reference_values), np.abs(reference_values), 0.0)
+        scale = float(np.max(finite, initial=0.0))
+        return (tol.atol + tol.rtol * finite + FLOOR * EPS * scale + ERROR_FACTOR * spread)
+
+    def _judge_all(self, hessian):
+        """name -> (wrong positions, max abs error, max rel error) over the gradient or the
+        Hessian (positions as (row, column) for the Hessian)."""
+        candidates = self._candidates(hessian)
+        if not candidates:
+            return {}
+        size = len(next(iter(candidates.values()))[0])
+        entries = self._entries(hessian) or [_Entry("none")] * size
+        centre = np.array([e.value if e.status in ("exact", "limit") else
+                           (e.low + e.high) / 2 if e.status == "kink" else math.nan
+                           for e in entries])
+        consensus = {}
+        undecided = []
+        for k, e in enumerate(entries):
+            if e.status == "none":
+                value, verdicts = self._consensus(candidates, k, hessian)
+                centre[k] = value
+                consensus[k] = verdicts
+                if verdicts is None:
+                    undecided.append(k)
+        out = {}
+        for name, (values, spread) in candidates.items():
+            allowed = self._allowed(name, hessian, centre, spread)
+            wrong, errors = [], []
+            for k, e in enumerate(entries):
+                v = values[k]
+                ok, err = self._entry_ok(name, v, e, allowed[k], consensus.get(k))
+                if not ok:
+                    wrong.append(k)
+                if err is not None:
+                    errors.append((err, err / abs(centre[k]) if centre[k] else
+                                   (0.0 if err == 0 else math.inf)))
+            if hessian:
+                n = int(round(math.sqrt(size)))
+                wrong = [divmod(k, n) for k in wrong]
+            abs_err = max((a for a, _ in errors), default=math.nan)
+            rel_err = max((r for _, r in errors), default=math.nan)
+            out[name] = (wrong, abs_err, rel_err)
+        if undecided:
+            what = "Hessian entries" if hessian else "gradient entries"
+            self.notes.append(f"{len(undecided)} {what} have no reference and no majority "
+                              f"of methods agreeing: not judged")
+        for k, e in enumerate(entries):
+            if e.status == "undefined" and not hessian:
+                self.notes.append("f jumps at this point: its derivative does not exist "
+                                  "along some variables, and no method is judged there")
+                break
+        return out
+
+    def _entry_ok(self, name, v, e, allowed, verdicts):
+        """(right?, absolute error or None) of one method's value v on one entry."""
+        numerical = name in NUMERICAL
+        if e.status == "undefined":
+            return True, None
+        if e.status == "none":
+            if verdicts is None:
+                return True, None
+            return verdicts.get(name, True), verdicts.get(("error", name))
+        if math.isnan(v) and numerical:
+            return True, None  # the method cannot resolve this entry; it says why in its note
+        if e.status == "kink":
+            low, high = e.low - allowed - e.error, e.high + allowed + e.error
+            err = 0.0 if low <= v <= high else (
+                min(abs(v - e.low), abs(v - e.high)) if math.isfinite(v) else math.inf)
+            return bool(low <= v <= high), err
+        if not math.isfinite(e.value):
+            return (not math.isfinite(v)), (0.0 if not math.isfinite(v) else math.inf)
+        if not math.isfinite(v):
+            return False, math.inf
+        err = abs(v - e.value)
+        return bool(err <= allowed + e.error), err
+
+    def _consensus(self, candidates, k, hessian):
+        """(centre value, {name: right?, ('error', name): error}) from the largest group of
+        methods that agree with each other within their tolerances; (nan, None) when no
+        strict majority of at least two agrees."""
+        values = {name: vs[k] for name, (vs, _) in candidates.items() if math.isfinite(vs[k])}
+        if len(values) < 2:
+            return math.nan, None
+        allow = {}
+        for name, v in values.items():
+            spread = candidates[name][1][k]
+            allow[name] = float(self._allowed(name, hessian, np.array([v]),
+                                              np.array([spread]))[0])
+        best = ()
+        names = list(values)
+        for size in range(len(names), 1, -1):
+            for group in itertools.combinations(names, size):
+                if all(abs(values[a] - values[b]) <= allow[a] + allow[b]
+                       for a, b in itertools.combinations(group, 2)):
+                    best = group
+                    break
+            if best:
+                break
+        if len(best) < 2 or 2 * len(best) <= len(values):
+            return math.nan, None
+        centre = float(np.median([values[name] for name in best]))
+        verdicts = {}
+        for name in candidates:
+            v = candidates[name][0][k]
+            if name in best:
+                verdicts[name] = True
+            elif not math.isfinite(v):
+                verdicts[name] = name in NUMERICAL  # a numerical method may fail; AD may not
+            else:  # wrong when it contradicts any member of the agreeing majority
+                verdicts[name] = all(abs(v - values[b]) <= allow[name] + allow[b] for b in best)
+            verdicts[("error", name)] = abs(v - centre) if math.isfinite(v) else None
+        return centre, verdicts
 
 
 def _noise(f, args, argnums, gradient):
@@ -395,77 +663,18 @@ def _entry(parts, k):
 
 
 def _value(f, args):
+    """f's value at the point as a float (nan where f fails); InputError unless scalar."""
     try:
         out = f(*args)
-        return float(np.real(out))
     except Exception:
         return math.nan
-
-
-def _errors(values, reference):
-    """Entrywise absolute and relative errors; equal entries (inf == inf, nan/nan) count 0."""
-    with np.errstate(all="ignore"):
-        diff = np.abs(values - reference)
-        same = (values == reference) | (np.isnan(values) & np.isnan(reference))
-        diff = np.where(same, 0.0, diff)
-        rel = np.where(diff == 0, 0.0, diff / np.abs(reference))
-    return diff, rel
-
-
-def _within(values, reference, diff, allowed):
-    """Entrywise verdict; where the exact derivative is not finite (1/x at 0), any non-finite
-    answer is right."""
-    ok = np.where(np.isnan(diff), False, diff <= allowed)
-    return np.where(np.isfinite(reference), ok, ~np.isfinite(values))
-
-
-def _judge(m, ref, errors, kinks, rtol, atol):
-    """Fill in a method's errors against the reference and its verdict."""
-    if not m.applicable or ref.gradient is None:
-        return m
-    diff, rel = _errors(m.gradient, ref.gradient)
-    if rtol is not None or atol is not None:  # the user's tolerance, and nothing else
-        tol = htol = Tolerance(rtol=0.0 if rtol is None else rtol,
-                               atol=0.0 if atol is None else atol)
-        allowed = tol.atol + tol.rtol * np.abs(ref.gradient)
-    else:
-        tol = TOLERANCES[m.name]
-        htol = HESSIAN_TOLERANCES.get(m.name, tol)
-        allowed = _allowed(tol, ref.gradient)
-        spread = errors.get("central" if m.name == "central" else "noise", 0.0)
-        allowed = allowed + ERROR_FACTOR * np.nan_to_num(spread, nan=0.0)
-    ok = _within(m.gradient, ref.gradient, diff, allowed)
-    note = m.note
-    if m.name == "central" and not all(k.differentiable for k in kinks):
-        ok = ok | _between_sides(m.gradient, kinks, allowed)
-        note = note or "the point is on a kink: central differences average the two sides"
-    agree = bool(np.all(ok))
-    if m.hessian is not None and ref.hessian is not None:
-        hdiff, _ = _errors(m.hessian, ref.hessian)
-        hallowed = htol.atol + htol.rtol * np.abs(ref.hessian)
-        if rtol is None and atol is None:
-            hallowed = _allowed(htol, ref.hessian) + ERROR_FACTOR * np.nan_to_num(
-                errors.get(f"{m.name}_hessian", 0.0), nan=0.0)
-        agree = agree and bool(np.all(_within(m.hessian, ref.hessian, hdiff, hallowed)))
-    return MethodResult(m.name, m.gradient, m.hessian, _max(diff), _max(rel), agree,
-                        m.applicable, note, m.seconds)
-
-
-def _allowed(tol, reference):
-    scale = np.nanmax(np.abs(np.where(np.isfinite(reference), reference, 0.0)), initial=0.0)
-    return tol.atol + tol.rtol * np.abs(reference) + FLOOR * EPS * scale
-
-
-def _between_sides(values, kinks, allowed):
-    """True where a value lies between the left and right derivatives of a kink."""
-    ok = np.zeros(len(values), dtype=bool)
-    for k in kinks:
-        lo = np.minimum(k.left, k.right) - allowed
-        hi = np.maximum(k.left, k.right) + allowed
-        ok |= (values >= lo) & (values <= hi)
-    return ok
-
-
-def _max(x) -> float:
-    x = np.asarray(x, dtype=float)
-    return float(np.max(x)) if x.size and not np.all(np.isnan(x)) else math.nan
+    if isinstance(out, tuple):
+        raise InputError(f"compare needs a scalar-valued f; f returned a tuple of {len(out)}: "
+                         f"compare one output at a time (lambda *a: f(*a)[0])")
+    if np.ndim(out) != 0 and np.size(out) != 1:
+        raise InputError(f"compare needs a scalar-valued f; f returned shape {np.shape(out)}: "
+                         f"compare a scalar function of it, e.g. dk.sum(f(x))")
+    try:
+        return float(np.real(np.reshape(out, ())))
+    except (TypeError, ValueError):
+        return math.nan

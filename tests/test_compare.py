@@ -115,13 +115,25 @@ def test_to_dict_is_strict_json_and_renders():
     assert "reverse" in result._repr_markdown_() and "|" in result._repr_markdown_()
 
 
-def test_without_a_sympy_counterpart_the_reference_falls_back():
+def test_without_a_sympy_counterpart_the_consensus_decides():
     twice = dk.primitive(lambda x: 2 * x, name="twice")
     dk.defvjp(twice, lambda g, ans, x: 2 * g)
     dk.defjvp(twice, lambda t, ans, x: 2 * t)
     result = dk.compare(lambda x: twice(dk.sin(x)), 0.3)
-    assert result.reference == "complex_step" and result.agree
+    assert result.reference == "consensus" and result.agree, result.table()
+    assert not result.methods["symbolic"].applicable
+    assert "sympy" in result.methods["symbolic"].note.lower()
     assert result.methods["reverse"].gradient[0] == pytest.approx(2 * math.cos(0.3))
+
+
+def test_without_a_reference_a_wrong_rule_is_outvoted():
+    twice = dk.primitive(lambda x: 2 * x, name="twice_wrong")
+    dk.defvjp(twice, lambda g, ans, x: 2 * g * (1 + 1e-6))  # wrong in reverse mode only
+    dk.defjvp(twice, lambda t, ans, x: 2 * t)
+    result = dk.compare(lambda x: twice(dk.sin(x)), 0.3)
+    assert result.reference == "consensus"
+    assert not result.agree and result.methods["reverse"].wrong == (0,)
+    assert result.methods["forward"].agree and result.methods["complex_step"].agree
 
 
 def test_an_exploding_exact_evaluation_gives_up(monkeypatch):
@@ -129,4 +141,4 @@ def test_an_exploding_exact_evaluation_gives_up(monkeypatch):
     result = dk.compare(dk.parse("exp(" * 40 + "x" + ")" * 40), -50.0)
     assert not result.methods["symbolic"].applicable
     assert "gave up" in result.methods["symbolic"].note
-    assert result.reference == "complex_step"
+    assert result.reference == "consensus"
