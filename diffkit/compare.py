@@ -562,11 +562,9 @@ class _Judge:
             what = "Hessian entries" if hessian else "gradient entries"
             self.notes.append(f"{len(undecided)} {what} have no reference and no majority "
                               f"of methods agreeing: not judged")
-        for k, e in enumerate(entries):
-            if e.status == "undefined" and not hessian:
-                self.notes.append("f jumps at this point: its derivative does not exist "
-                                  "along some variables, and no method is judged there")
-                break
+        if not hessian and any(e.status == "undefined" for e in entries):
+            self.notes.append("f jumps at this point: its derivative does not exist along "
+                              "some variables, and no method is judged there")
         return out
 
     def _entry_ok(self, name, v, e, allowed, verdicts):

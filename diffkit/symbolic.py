@@ -1,5 +1,6 @@
-"""Symbolic differentiation: trace a function written with diffkit ops into SymPy, differentiate
-it, and evaluate at >= 30 significant digits: the reference every other method is measured by."""
+"""Symbolic differentiation in closed form: trace a function written with diffkit ops into one
+SymPy expression, differentiate it with sympy.diff, and evaluate it exactly (for display, for
+small expressions and the swell study; the reference compare uses is reference.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from diffkit.errors import InputError
 
 DIGITS = 30
 
-# The SymPy nodes where a derivative can jump, and which of their arguments switches it.
-_SWITCHES = (sympy.Abs, sympy.sign, sympy.Heaviside)
-
-
 @dataclass(frozen=True)
 class Traced:
     """A function as a SymPy expression: `expr` in the flat `symbols`, one block per argument
@@ -25,23 +22,6 @@ class Traced:
     symbols: tuple
     shapes: tuple
     names: tuple
-
-
-@dataclass(frozen=True)
-class Kink:
-    """A point where a piecewise node switches: its derivative may jump there.
-
-    `left` and `right` are the one-sided derivatives along each flat variable (tuples of
-    floats); where they differ, the function is not differentiable at the point.
-    """
-
-    node: str
-    left: tuple
-    right: tuple
-
-    @property
-    def differentiable(self) -> bool:
-        return bool(np.allclose(self.left, self.right, rtol=1e-12, atol=1e-15))
 
 
 def flat_names(names, shapes) -> list[str]:
@@ -112,54 +92,3 @@ def evaluate(expr, point: dict, digits: int = DIGITS) -> float:
         return float(value)
     except TypeError:
         return float("nan")
-
-
-def _switch_arguments(expr):
-    """The arguments whose sign decides a branch: x for Abs(x), a - b for Max(a, b), and
-    lhs - rhs for every relational condition of a Piecewise."""
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, _SWITCHES):
-            yield node, node.args[0]
-        elif isinstance(node, (sympy.Max, sympy.Min)):
-            for a in node.args[1:]:
-                yield node, node.args[0] - a
-        elif isinstance(node, sympy.Piecewise):
-            for _, cond in node.args:
-                if isinstance(cond, sympy.core.relational.Relational):
-                    yield node, cond.lhs - cond.rhs
-
-
-def kinks(traced: Traced, args, grad=None, scale: float = 1e-10) -> list[Kink]:
-    """Return the kinks at the point: piecewise nodes whose switch is zero within `scale`
-    (relative to the point's magnitude), with one-sided derivatives along every variable."""
-    point = exact_point(traced, args)
-    size = 1 + max((abs(float(v)) for v in point.values()), default=0.0)
-    grad = gradient(traced) if grad is None else grad
-    found, seen = [], set()
-    for node, switch in _switch_arguments(traced.expr):
-        if node in seen or not switch.free_symbols:
-            continue
-        at = evaluate(switch, point)
-        if not np.isfinite(at) or abs(at) > scale * size:
-            continue
-        seen.add(node)
-        found.append(Kink(_shorten(f"{switch} = 0 in {node}"), *_one_sided(grad, traced, point)))
-    return found
-
-
-def _shorten(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_OFFSET = sympy.Rational(1, 10**20)
-
-
-def _one_sided(grad, traced, point, offset=_OFFSET):
-    """Derivatives just left and right of the point along each variable, at high precision."""
-    left, right = [], []
-    for g, s in zip(grad, traced.symbols):
-        for side, sign in ((left, -1), (right, 1)):
-            moved = dict(point)
-            moved[s] = point[s] + sign * offset
-            side.append(evaluate(g, moved, digits=DIGITS + 20))
-    return tuple(left), tuple(right)

@@ -167,3 +167,13 @@ def test_a_function_that_branches_in_python_has_no_reference():
 
     with pytest.raises(reference.Unavailable, match="branches"):
         reference.compute(f, (0.5,), ("x",))
+
+
+def test_a_smooth_point_of_a_piecewise_function_has_no_kink():
+    ref = reference.compute(lambda x: dk.relu(x) + dk.abs(x - 1), (0.5,), ("x",))
+    assert ref.kinks == () and ref.gradient[0] == 0.0  # 1 - 1
+
+
+def test_elu_with_alpha_one_is_differentiable_at_zero():
+    ref = reference.compute(lambda x: dk.elu(x, 1.0), (0.0,), ("x",))
+    assert all(k.differentiable for k in ref.kinks) and ref.gradient[0] == 1.0

@@ -30,20 +30,3 @@ def test_array_arguments_become_symbol_arrays():
     point = symbolic.exact_point(traced, (np.array([[1.0, 2.0], [3.0, 4.0]]),))
     values = [symbolic.evaluate(g, point) for g in symbolic.gradient(traced)]
     assert values == [2.0, 4.0, 6.0, 8.0]
-
-
-def test_kinks_are_found_with_their_one_sided_derivatives():
-    traced = symbolic.trace(lambda x, w: dk.relu(w * x), 2.0, 0.0, names=("x", "w"))
-    (kink,) = symbolic.kinks(traced, (2.0, 0.0))
-    assert not kink.differentiable
-    assert kink.left == (0.0, 0.0) and kink.right == (0.0, 2.0)
-
-
-def test_a_smooth_point_of_a_piecewise_function_has_no_kink():
-    traced = symbolic.trace(lambda x: dk.relu(x) + dk.abs(x - 1), 0.5)
-    assert symbolic.kinks(traced, (0.5,)) == []
-
-
-def test_elu_with_alpha_one_is_differentiable_at_zero():
-    traced = symbolic.trace(lambda x: dk.elu(x, 1.0), 0.0)
-    assert all(k.differentiable for k in symbolic.kinks(traced, (0.0,)))
