@@ -17,7 +17,7 @@ import numpy as np
 from diffkit import ops
 from diffkit.core import Box, Primitive, new_level
 from diffkit.errors import InputError
-from diffkit.reverse import _argnums
+from diffkit.reverse import normalize_argnums
 from diffkit.reverse import value_and_grad as engine_value_and_grad
 
 
@@ -355,20 +355,18 @@ def compile(f, *example_args, argnums=0) -> Compiled:
         (0.5, (0.0, 0.25, 0.25))
     """
     points = [_as_float(x, i) for i, x in enumerate(example_args)]
-    nums = _argnums(argnums)
-    if not points or not all(-len(points) <= n < len(points) for n in nums):
-        raise InputError(f"argnums {argnums} is out of range for {len(points)} arguments")
+    nums = normalize_argnums(argnums, len(points))
     reserved = {"args", *_FUNCTIONS}
     params = _parameter_names(f, len(points), reserved)
     trace = _Trace(reserved | set(params))
-    wanted = {n % len(points) for n in nums}
+    wanted = set(nums)
     inputs = [trace.new(x, i in wanted, name=p) for i, (p, x) in enumerate(zip(params, points))]
     out = _plain(f(*inputs))
     if not (type(out) is _Symbol and out.trace is trace or type(out) in (float, int)):
         raise InputError(f"compile needs f to return a float, got {type(out).__name__}")
     value, *grads = [f"float({x.name})" if type(x) is _Symbol and x.boolean else trace.operand(x)
                      for x in [out, *_backward(trace, out, [inputs[n] for n in nums])]]
-    gradient = grads[0] if isinstance(argnums, int) else _tuple(grads)
+    gradient = _tuple(grads) if isinstance(argnums, tuple | list) else grads[0]
     source = "\n\n\n".join(_function(name, params, trace.lines, returned) for name, returned in
                            zip(_FUNCTIONS, (value, gradient, f"{value}, {gradient}")))
     namespace = trace.namespace

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from diffkit.errors import NotAnalyticError
+from diffkit.errors import DiffkitError, NotAnalyticError
 
 _levels = itertools.count(1)
 
@@ -121,10 +121,35 @@ class Box:
     """
 
     __slots__ = ()
-    __array_ufunc__ = None  # make `ndarray * box` defer to Box.__rmul__
+    transform = "a diffkit transform"  # named in errors: which transform traced this value
 
     def apply(self, prim, args, params):
         raise NotImplementedError
+
+    # NumPy hands its functions of boxes here: see numpy_dispatch.py.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _numpy.ufunc(self, ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _numpy.function(func, args, kwargs)
+
+    # float(), int(), complex() and indexing need a number: under a transform there is none.
+    def __float__(self):
+        raise TracedValueError(self._no_number("float() or a math-module function", _USE_DK))
+
+    def __int__(self):
+        raise TracedValueError(self._no_number("int()", _USE_DK))
+
+    def __complex__(self):
+        raise TracedValueError(self._no_number("complex() or a cmath-module function", _USE_DK))
+
+    def __index__(self):
+        raise TracedValueError(self._no_number(
+            "an index, a shape or range()", "compute it from constants, not traced values"
+        ))
+
+    def _no_number(self, what, instead):
+        return f"{what} cannot see through a value traced by {self.transform}: {instead}"
 
     @property
     def shape(self):
@@ -253,5 +278,13 @@ def shape_of(x) -> tuple:
     return () if kind is float else np.shape(x)
 
 
-# ops is built on this module; Box's operators look it up at call time.
+_USE_DK = "use dk.exp, dk.log, dk.sqrt, ... (not math.*), or take the number outside the transform"
+
+
+class TracedValueError(DiffkitError, TypeError):
+    """A traced value handed to something that needs a plain number or cannot differentiate."""
+
+
+# ops and numpy_dispatch are built on this module; Box's methods look them up at call time.
+from diffkit import numpy_dispatch as _numpy  # noqa: E402
 from diffkit import ops as _ops  # noqa: E402

@@ -3,18 +3,30 @@ jvp, jacfwd and Hessian-vector products (forward-over-reverse) are built on it."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from diffkit import ops
 from diffkit.core import Box, new_level, primal, shape_of
 from diffkit.errors import InputError
-from diffkit.reverse import _argnums, _as_output, check_input, grad, on_numpy_scalars
+from diffkit.reverse import (
+    _as_output,
+    _many,
+    _positions,
+    check_input,
+    grad,
+    on_numpy_scalars,
+    rebuild,
+    stack,
+)
 
 
 class Dual(Box):
     """A primal value and its tangent, at one nesting level."""
 
     __slots__ = ("value", "tangent", "level")
+    transform = "forward mode (jvp, jacfwd)"
 
     def __init__(self, value, tangent, level):
         self.value = value
@@ -78,10 +90,10 @@ def jvp(f, primals, tangents):
 
 
 def _split(out, level):
-    """Return (primal, tangent) of an output, or of each output of a tuple."""
-    if isinstance(out, tuple):
+    """Return (primal, tangent) of an output, or of each output of a tuple or list."""
+    if isinstance(out, tuple | list):
         pairs = [_split(o, level) for o in out]
-        return tuple(p for p, _ in pairs), tuple(t for _, t in pairs)
+        return rebuild(out, (p for p, _ in pairs)), rebuild(out, (t for _, t in pairs))
     if type(out) is Dual and out.level == level:
         return _as_output(out.value), _as_output(out.tangent)
     value = primal(out)
@@ -91,7 +103,9 @@ def _split(out, level):
 def jacfwd(f, argnums=0):
     """Return a function computing the Jacobian of f by forward mode, one JVP per input entry.
 
-    The result has shape out.shape + arg.shape (a tuple of them for a tuple of argnums).
+    The result has shape out.shape + arg.shape. As in JAX, a tuple of argnums gives a tuple of
+    blocks, one per argument, and f returning a tuple (or list) gives one over its outputs of
+    those: `jacfwd(f, (0, 1))(x, y)[i][j]` is d out_i / d arg_j.
 
     Example:
         >>> import numpy as np
@@ -99,40 +113,58 @@ def jacfwd(f, argnums=0):
         array([[2., 0.],
                [0., 2.]])
     """
-
-    nums = _argnums(argnums)
+    resolve = _positions(argnums)
+    many = _many(argnums)
 
     def jacfwd_f(*args, **kwargs):
+        _, inputs, slots = resolve(len(args))
+        per_input = [_columns(f, args, n, kwargs) for n in inputs]
+        outputs = per_input[0][2]  # an output tangent: a tuple or list for several outputs
+        several = isinstance(outputs, tuple | list)
         blocks = []
-        for n in nums:
-            x = check_input(args[n], n)
-            in_shape = shape_of(x)
-            columns = []
-            for k in range(int(np.prod(in_shape))):
-                basis = np.zeros(in_shape)
-                basis.flat[k] = 1.0
-                tangent = float(basis) if in_shape == () else basis
-
-                def along(xn, n=n):
-                    return f(*args[:n], xn, *args[n + 1 :], **kwargs)
-
-                columns.append(jvp(along, (x,), (tangent,))[1])
-            blocks.append(_assemble(columns, in_shape))
-        return tuple(blocks) if isinstance(argnums, tuple | list) else blocks[0]
+        for j in range(len(outputs) if several else 1):
+            per = [
+                _assemble([c[j] if several else c for c in columns], in_shape,
+                          probe[j] if several else probe)
+                for columns, in_shape, probe in per_input
+            ]
+            blocks.append(tuple(per[s] for s in slots) if many else per[slots[0]])
+        return rebuild(outputs, blocks) if several else blocks[0]
 
     return jacfwd_f
 
 
-def _assemble(columns, in_shape):
-    """Stack JVP columns (each shaped like the output, or a tuple of outputs) into Jacobians."""
-    if isinstance(columns[0], tuple):
-        return tuple(_assemble([c[j] for c in columns], in_shape) for j in range(len(columns[0])))
-    out_shape = shape_of(columns[0])
+def _columns(f, args, n, kwargs):
+    """The JVPs of f along each entry of argument n: (columns, the argument's shape, an output
+    tangent, which gives the outputs' shapes even for an argument with no entries)."""
+    x = check_input(args[n], n)
+    in_shape = shape_of(x)
+
+    def along(xn):
+        return f(*args[:n], xn, *args[n + 1 :], **kwargs)
+
+    columns = []
+    for k in range(math.prod(in_shape)):
+        basis = np.zeros(in_shape)
+        basis.flat[k] = 1.0
+        columns.append(jvp(along, (x,), (float(basis) if in_shape == () else basis,))[1])
+    probe = columns[0] if columns else jvp(along, (x,), (np.zeros(in_shape),))[1]
+    return columns, in_shape, probe
+
+
+def _assemble(columns, in_shape, probe):
+    """Stack JVP columns (each shaped like the output `probe`) into an out + in_shape Jacobian."""
+    out_shape = shape_of(probe)
+    if not columns:
+        return np.zeros(out_shape + in_shape)
     if out_shape == () and in_shape == ():
         return columns[0]
-    if any(isinstance(c, Box) for c in columns):
-        raise InputError("a Jacobian cannot be taken inside another transform; nest grad instead")
-    return np.moveaxis(np.array(columns, dtype=float), 0, -1).reshape(out_shape + in_shape)
+    if not any(isinstance(c, Box) for c in columns):
+        return np.moveaxis(np.array(columns, dtype=float), 0, -1).reshape(out_shape + in_shape)
+    # inside another transform: stack the columns as rows with primitives, then move that axis
+    rows = stack(columns, (len(columns),), out_shape)
+    axes = (*range(1, len(out_shape) + 1), 0)
+    return ops.reshape(ops.transpose(rows, axes=axes), shape=out_shape + in_shape)
 
 
 def hvp(f, primals, tangents):

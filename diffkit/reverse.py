@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dis
 import gc
+import math
 import types
 
 import numpy as np
@@ -56,6 +57,7 @@ class Tracer(Box):
     """
 
     __slots__ = ("value", "level", "tape", "index")
+    transform = "reverse mode (grad, jacobian, vjp)"
 
     def __init__(self, value, level, tape, index):
         self.value = value
@@ -268,8 +270,68 @@ def check_input(x, position):
     raise InputError(f"argument {position} is a {kind.__name__}; pass a float or a float array")
 
 
-def _argnums(argnums):
-    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+def normalize_argnums(argnums, count=None, distinct=False) -> tuple:
+    """Return argnums as a tuple of argument positions, in the order given.
+
+    `argnums` is an int or a non-empty tuple or list of ints (a bool is not an int here). With
+    `count`, the number of arguments of the call, negative positions are resolved (-1: the last)
+    and each is checked to be in range; with `distinct`, no position may be named twice.
+    Anything else raises InputError with one line.
+
+    Example:
+        >>> normalize_argnums((0, -1), count=3)
+        (0, 2)
+    """
+    nums = tuple(argnums) if isinstance(argnums, tuple | list) else (argnums,)
+    if not nums:
+        raise InputError(f"argnums must be an int or a non-empty tuple of ints, not {argnums!r}")
+    for n in nums:
+        if isinstance(n, bool | np.bool_) or not isinstance(n, int | np.integer):
+            raise InputError(f"argnums must be an int or a tuple of ints, not {argnums!r}")
+    if count is None:
+        return tuple(int(n) for n in nums)
+    resolved = []
+    for n in nums:
+        if not -count <= n < count:
+            noun = "argument" if count == 1 else "arguments"
+            raise InputError(
+                f"argnums {n} is out of range for a function called with {count} {noun}"
+            )
+        resolved.append(int(n) % count)
+    if distinct and len(set(resolved)) != len(resolved):
+        twice = next(n for n in resolved if resolved.count(n) > 1)
+        raise InputError(f"argnums {argnums!r} names argument {twice} twice; name each once")
+    return tuple(resolved)
+
+
+def _positions(argnums):
+    """Check argnums now; return resolve(count) -> (positions, inputs, slots) for a call with
+    count arguments: the positions of argnums, the distinct ones to trace (tape entries 0, 1, ...
+    in that order; `inputs is positions` when none repeats), and the tape entry of each."""
+    nums = normalize_argnums(argnums)
+    seen = {}
+
+    def resolve(count):
+        found = seen.get(count)
+        if found is None:
+            positions = normalize_argnums(nums, count)
+            inputs = tuple(dict.fromkeys(positions))
+            if inputs == positions:
+                inputs = positions
+            found = positions, inputs, tuple(inputs.index(n) for n in positions)
+            seen[count] = found
+        return found
+
+    return resolve
+
+
+def _many(argnums):
+    return isinstance(argnums, tuple | list)
+
+
+def rebuild(out, items):
+    """items in the container f returned its outputs in: a list for a list, else a tuple."""
+    return list(items) if isinstance(out, list) else tuple(items)
 
 
 def _as_gradient(ct, like, owned=False):
@@ -297,18 +359,13 @@ def _as_gradient(ct, like, owned=False):
     return np.array(np.broadcast_to(ct, like.shape), dtype=dtype)
 
 
-def _trace(f, args, nums, kwargs):
-    """Run f with the inputs at `nums` replaced by tracers (tape entries 0, 1, ...).
-
-    Returns (output, tape, level).
-    """
+def _trace(f, args, inputs, kwargs):
+    """Run f with the arguments at positions `inputs` (distinct, in range) replaced by tracers
+    (tape entries 0, 1, ...). Returns (output, tape, level)."""
     args = list(args)
-    count = len(args)
     level = new_level()
-    tape = [None] * len(nums)
-    for i, n in enumerate(nums):
-        if not -count <= n < count:
-            raise InputError(f"argnums {nums} is out of range for {count} arguments")
+    tape = [None] * len(inputs)
+    for i, n in enumerate(inputs):
         x = args[n]
         args[n] = Tracer(x if type(x) is float else check_input(x, n), level, tape, i)
     return f(*args, **kwargs), tape, level
@@ -325,8 +382,9 @@ def _value(out, level):
     return out.value if type(out) is Tracer and out.level == level else out
 
 
-def _value_and_grad(f, nums, args, kwargs):
-    """Trace f once and pull 1.0 back: (value, tuple of gradients for the inputs at nums).
+def _value_and_grad(f, nums, inputs, slots, args, kwargs):
+    """Trace f once and pull 1.0 back: (value, tuple of gradients for the arguments at nums);
+    nums, inputs and slots as _positions gives them.
 
     The cyclic garbage collector is paused meanwhile: a tape holds no reference cycles (all of
     it is freed by reference counting), yet every full collection would walk all of its
@@ -335,9 +393,10 @@ def _value_and_grad(f, nums, args, kwargs):
     paused = gc.isenabled()
     gc.disable()
     try:
-        out, tape, level = _trace(f, args, nums, kwargs)
+        out, tape, level = _trace(f, args, inputs, kwargs)
         if type(out) is not Tracer or out.level != level:
-            return _as_output(_check_scalar(out)), tuple(_as_gradient(None, args[n]) for n in nums)
+            value = _as_output(_check_scalar(out))
+            return value, tuple(_as_gradient(None, args[n]) for n in nums)
         value = out.value
         seed = 1.0
         if type(value) is not float:
@@ -346,13 +405,13 @@ def _value_and_grad(f, nums, args, kwargs):
                 # and the whole backward pass with it
                 seed = value.dtype.type(1)
             value = _as_output(_check_scalar(value))
-        cts = backward(tape, out.index, seed, len(nums), release=True)
+        cts = backward(tape, out.index, seed, len(inputs), release=True)
     finally:
         if paused:
             gc.enable()
     if len(nums) == 1 and type(cts[0]) is float and type(args[nums[0]]) is float:
         return value, (cts[0],)  # grad(f)(x) of a float: 12% of its cost is the loop below
-    grads = cts[:len(nums)]
+    grads = cts[:len(nums)] if inputs is nums else [cts[s] for s in slots]
     handed = set()  # ids of the cotangents already handed out as they are
     for i, n in enumerate(nums):
         ct = grads[i]
@@ -364,8 +423,22 @@ def _value_and_grad(f, nums, args, kwargs):
     return value, tuple(grads)
 
 
+_NUMBERS = (Box, int, complex, np.number, np.ndarray)
+
+
 def _check_scalar(value):
-    if type(value) is not float and shape_of(value) != ():
+    if type(value) is float:
+        return value
+    if isinstance(value, tuple | list):
+        raise InputError(
+            f"grad needs a scalar output; f returned a {type(value).__name__} of {len(value)}:"
+            f" use jacobian"
+        )
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        raise InputError(
+            f"grad needs a scalar output; f returned a {type(value).__name__}: return a float"
+        )
+    if shape_of(value) != ():
         raise InputError(
             f"grad needs a scalar output, got shape {shape_of(value)}; use jacobian or vjp"
         )
@@ -382,11 +455,11 @@ def value_and_grad(f, argnums=0):
         >>> value_and_grad(lambda x, y: x * y, argnums=(0, 1))(3.0, 2.0)
         (6.0, (2.0, 3.0))
     """
-    nums = _argnums(argnums)
-    many = not isinstance(argnums, int)
+    resolve = _positions(argnums)
+    many = _many(argnums)
 
     def value_and_grad_f(*args, **kwargs):
-        value, grads = _value_and_grad(f, nums, args, kwargs)
+        value, grads = _value_and_grad(f, *resolve(len(args)), args, kwargs)
         return value, (grads if many else grads[0])
 
     return value_and_grad_f
@@ -401,11 +474,11 @@ def grad(f, argnums=0):
         >>> dk.grad(neuron, argnums=(0, 1, 2))(1.0, 0.0, 0.0)
         (0.0, 0.25, 0.25)
     """
-    nums = _argnums(argnums)
-    many = not isinstance(argnums, int)
+    resolve = _positions(argnums)
+    many = _many(argnums)
 
     def grad_f(*args, **kwargs):
-        grads = _value_and_grad(f, nums, args, kwargs)[1]
+        grads = _value_and_grad(f, *resolve(len(args)), args, kwargs)[1]
         return grads if many else grads[0]
 
     return grad_f
@@ -414,23 +487,39 @@ def grad(f, argnums=0):
 def vjp(f, *primals):
     """Return (f(*primals), vjp_fn) where vjp_fn(cotangent) gives one cotangent per primal.
 
+    For f returning a tuple (or list) of outputs, the cotangent is one too, an entry per output.
+
     Example:
         >>> out, pullback = vjp(lambda x: 3.0 * x, 2.0)
         >>> out, pullback(1.0)
         (6.0, (3.0,))
     """
-    nums = tuple(range(len(primals)))
-    out, tape, level = _trace(f, primals, nums, {})
+    inputs = tuple(range(len(primals)))
+    out, tape, level = _trace(f, primals, inputs, {})
+    several = isinstance(out, tuple | list)
+    outs = tuple(out) if several else (out,)
 
     def vjp_fn(cotangent):
-        if shape_of(cotangent) != shape_of(out):
+        cotangents = cotangent if several else (cotangent,)
+        if several and not (
+                isinstance(cotangent, tuple | list) and len(cotangent) == len(out)):
+            kind = type(out).__name__
             raise InputError(
-                f"the cotangent has shape {shape_of(cotangent)}, the output {shape_of(out)}"
+                f"f returned a {kind} of {len(out)}: pass a {kind} of {len(out)} cotangents"
             )
-        cts = _pull(out, tape, level, cotangent, len(nums))
-        return tuple(_as_gradient(ct, p) for ct, p in zip(cts, primals))
+        total = [None] * len(inputs)
+        for o, ct in zip(outs, cotangents):
+            if shape_of(ct) != shape_of(o):
+                raise InputError(
+                    f"the cotangent has shape {shape_of(ct)}, the output {shape_of(o)}"
+                )
+            for i, c in enumerate(_pull(o, tape, level, ct, len(inputs))):
+                if c is not None:
+                    total[i] = c if total[i] is None else total[i] + c
+        return tuple(_as_gradient(ct, p) for ct, p in zip(total, primals))
 
-    return _as_output(_value(out, level)), vjp_fn
+    values = [_as_output(_value(o, level)) for o in outs]
+    return (rebuild(out, values) if several else values[0]), vjp_fn
 
 
 def _as_output(value):
@@ -442,7 +531,9 @@ def _as_output(value):
 def jacobian(f, argnums=0):
     """Return a function computing the Jacobian of f: shape out.shape + arg.shape.
 
-    Reverse mode, one backward pass over the same tape per output entry.
+    Reverse mode, one backward pass over the same tape per output entry. As in JAX, a tuple of
+    argnums gives a tuple of blocks, one per argument, and f returning a tuple (or list) gives
+    one over its outputs of those: `jacobian(f, (0, 1))(x, y)[i][j]` is d out_i / d arg_j.
 
     Example:
         >>> import numpy as np
@@ -450,43 +541,58 @@ def jacobian(f, argnums=0):
         array([[2., 0.],
                [0., 4.]])
     """
-
-    nums = _argnums(argnums)
+    resolve = _positions(argnums)
+    many = _many(argnums)
 
     def jacobian_f(*args, **kwargs):
-        out, tape, level = _trace(f, args, nums, kwargs)
-        out_shape = shape_of(out)
-        value = primal(_value(out, level))
-        rows = [[] for _ in nums]
-        for k in range(int(np.prod(out_shape))):
-            seed = np.zeros(out_shape, dtype=np.result_type(value, float))
-            seed.flat[k] = 1.0
-            seed = float(seed) if out_shape == () else seed
-            cts = _pull(out, tape, level, seed, len(nums))
-            for row, ct, n in zip(rows, cts, nums):
-                row.append(_as_gradient(ct, args[n]))
-        jacs = tuple(
-            _stack(row, out_shape, shape_of(args[n])) for row, n in zip(rows, nums)
-        )
-        return jacs if isinstance(argnums, tuple | list) else jacs[0]
+        _, inputs, slots = resolve(len(args))
+        out, tape, level = _trace(f, args, inputs, kwargs)
+        blocks = []
+        several = isinstance(out, tuple | list)
+        for o in out if several else (out,):
+            per_input = _reverse_rows(o, tape, level, [args[n] for n in inputs])
+            blocks.append(tuple(per_input[s] for s in slots) if many else per_input[slots[0]])
+        return rebuild(out, blocks) if several else blocks[0]
 
     return jacobian_f
 
 
-def _stack(rows, out_shape, in_shape):
-    """Stack per-entry derivatives (each shaped in_shape) into an out_shape + in_shape array."""
+def _reverse_rows(out, tape, level, primals):
+    """The Jacobian of one output with respect to each primal (the tape's first entries)."""
+    out_shape = shape_of(out)
+    value = primal(_value(out, level))
+    rows = [[] for _ in primals]
+    for k in range(math.prod(out_shape)):
+        seed = np.zeros(out_shape, dtype=np.result_type(value, float))
+        seed.flat[k] = 1.0
+        seed = float(seed) if out_shape == () else seed
+        cts = _pull(out, tape, level, seed, len(primals))
+        for row, ct, p in zip(rows, cts, primals):
+            row.append(_as_gradient(ct, p))
+    return [stack(row, out_shape, shape_of(p)) for row, p in zip(rows, primals)]
+
+
+def stack(parts, out_shape, in_shape):
+    """Stack derivatives, one per entry of out_shape (each shaped in_shape, in C order), into
+    an out_shape + in_shape array; boxes (a Jacobian inside another transform) are stacked
+    with primitives, so that transform differentiates through it."""
     if out_shape == () and in_shape == ():
-        return rows[0]
-    if any(isinstance(r, Box) for r in rows):
-        raise InputError("a Jacobian cannot be taken inside another transform; nest grad instead")
-    return np.reshape(np.array(rows, dtype=float), out_shape + in_shape)
+        return parts[0]
+    if not any(isinstance(p, Box) for p in parts):
+        return np.reshape(np.array(parts, dtype=float), out_shape + in_shape)
+    flat = (len(parts), *in_shape)
+    total = 0.0
+    for k, p in enumerate(parts):
+        total = total + ops.untake(p, index=k, shape=flat)
+    return ops.reshape(total, shape=out_shape + in_shape)
 
 
 def hessian(f, argnums=0):
     """Return a function computing the Hessian of scalar-valued f (forward-over-reverse).
 
     For one argument of shape s the result has shape s + s; with a tuple of argnums it is a
-    tuple of tuples of blocks, as in JAX.
+    tuple of tuples of blocks, as in JAX: block [i][j] is d2f / (d arg_i d arg_j), shaped
+    arg_i.shape + arg_j.shape.
 
     Example:
         >>> hessian(lambda x, y: x * x * y, argnums=(0, 1))(1.0, 2.0)

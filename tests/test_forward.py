@@ -59,3 +59,42 @@ def test_output_independent_of_input_has_zero_tangent():
 def test_tangent_shape_must_match():
     with pytest.raises(dk.InputError, match="tangent 0 has shape"):
         dk.jvp(dk.sin, (np.ones(3),), (np.ones(2),))
+
+
+def test_jacfwd_of_a_tuple_output_is_indexed_output_then_argument():
+    x, y = np.array([0.3, -1.2, 2.0]), 0.7
+
+    def f(x, y):
+        return dk.tanh(x) * y, dk.sum(x) * y * y, y
+
+    jac = dk.jacfwd(f, argnums=(0, 1))(x, y)
+    expected = (
+        (np.diag(1 - np.tanh(x) ** 2) * y, np.tanh(x)),
+        (y * y * np.ones(3), 2 * y * x.sum()),
+        (np.zeros(3), 1.0),
+    )
+    reverse = dk.jacobian(f, argnums=(0, 1))(x, y)
+    for i in range(3):
+        for j in range(2):
+            assert np.shape(jac[i][j]) == np.shape(expected[i][j])
+            assert close(jac[i][j], expected[i][j], rtol=1e-15)
+            assert close(reverse[i][j], expected[i][j], rtol=1e-15)
+    only_x = dk.jacfwd(f)(x, y)
+    assert len(only_x) == 3 and close(only_x[1], expected[1][0])
+
+
+def test_jacfwd_inside_grad_is_differentiated_through():
+    x = np.array([0.2, -0.4, 1.3])
+
+    def trace_of_jacobian(y):
+        return dk.sum(dk.jacfwd(lambda x: dk.exp(x * y))(x) * np.eye(3))
+
+    # trace of diag(y exp(x y)): d/dy = sum(exp(x y) (1 + x y))
+    y = 0.6
+    expected = np.sum(np.exp(x * y) * (1 + x * y))
+    assert close(dk.grad(trace_of_jacobian)(y), expected, rtol=1e-14)
+
+
+def test_jacfwd_of_an_empty_argument_has_the_empty_shape():
+    jac = dk.jacfwd(lambda x, y: dk.sum(x) * y + y, argnums=(0, 1))(np.zeros(0), 2.0)
+    assert jac[0].shape == (0,) and jac[1] == 1.0

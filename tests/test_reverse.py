@@ -2,6 +2,7 @@
 float recurrences and finite differences; depth, cost and the API's shapes and errors."""
 
 import gc
+import itertools
 import math
 import weakref
 
@@ -123,14 +124,17 @@ def test_large_mlp_gradient_matches_hand_written_backprop_in_both_dtypes():
 
 
 def test_the_tape_frees_large_arrays_no_rule_reads():
-    """tanh's rule reads its output, not its input: the pre-activation is freed while the tape
-    lives (as PyTorch saves only what a backward reads); a rule that reads its input keeps it."""
+    """A rule that reads its output, not its input (tanh's as 1 - ans**2, here a primitive of
+    the test's own so that ops.py's choices do not matter): the pre-activation is freed while
+    the tape lives (as PyTorch saves only what a backward reads); a rule reading it keeps it."""
     seen = {}
+    squash = dk.primitive(np.tanh, name="squash")
+    dk.defvjp(squash, lambda g, ans, x: g * (1 - ans * ans))
 
     def f(x):
         z = x * 2.0 + 1.0
         seen["z"] = weakref.ref(z.value)
-        return dk.sum(dk.tanh(z))
+        return dk.sum(squash(z))
 
     x = np.linspace(-1, 1, 20_000)
     out, pullback = dk.vjp(f, x)
@@ -294,3 +298,69 @@ def test_gradients_never_share_memory_with_each_other_or_the_inputs():
     assert gy[0, 0] == 1 - np.tanh(2.0) ** 2 and x[0, 0] == 1.0
     (g,) = dk.grad(lambda x: dk.sum(x * 1.0), argnums=(0,))(x)
     assert not np.shares_memory(g, x)
+
+
+def _two_arrays(a, b):
+    """sum_ij a_i^2 b_j + a_0 b_1 on a of length 3 and b of length 2 (an outer product)."""
+    return dk.sum(dk.reshape(a, shape=(3, 1)) ** 2 * b) + a[0] * b[1]
+
+
+def test_hessian_blocks_of_two_arguments_are_d2f_da_i_da_j_as_sympy():
+    a, b = np.array([0.5, -1.25, 2.0]), np.array([1.5, -0.75])
+    sa, sb = sympy.symbols("a0:3", real=True), sympy.symbols("b0:2", real=True)
+    expr = sum(ai**2 * bj for ai in sa for bj in sb) + sa[0] * sb[1]
+    at = {s: sympy.Rational(repr(float(v))) for s, v in zip(sa + sb, [*a, *b])}
+    full = np.array(sympy.hessian(expr, sa + sb).subs(at), dtype=float)
+    blocks = dk.hessian(_two_arrays, argnums=(0, 1))(a, b)
+    expected = ((full[:3, :3], full[:3, 3:]), (full[3:, :3], full[3:, 3:]))
+    for i, j in itertools.product(range(2), range(2)):
+        assert blocks[i][j].shape == expected[i][j].shape
+        assert close(blocks[i][j], expected[i][j], rtol=1e-15)
+    swapped = dk.hessian(_two_arrays, argnums=(1, 0))(a, b)
+    assert swapped[0][1].shape == (2, 3) and close(swapped[0][1], full[3:, :3], rtol=1e-15)
+
+
+def test_jacobian_of_a_tuple_output_is_indexed_output_then_argument():
+    x, y = np.array([0.3, -1.2, 2.0]), np.array([0.5, 1.5])
+
+    def f(x, y):
+        return dk.sin(x) * dk.sum(y), x[0] * y
+
+    jac = dk.jacobian(f, argnums=(0, 1))(x, y)
+    # closed forms: d out0/dx = diag(cos x) sum(y), d out0/dy = sin(x) 1^T,
+    # d out1/dx = y e_0^T, d out1/dy = x_0 I
+    e0 = np.array([1.0, 0.0, 0.0])
+    expected = (
+        (np.diag(np.cos(x)) * y.sum(), np.outer(np.sin(x), np.ones(2))),
+        (np.outer(y, e0), x[0] * np.eye(2)),
+    )
+    for i, j in itertools.product(range(2), range(2)):
+        assert jac[i][j].shape == expected[i][j].shape
+        assert close(jac[i][j], expected[i][j], rtol=1e-15)
+    single = dk.jacobian(f, argnums=1)(x, y)
+    assert close(single[0], expected[0][1]) and close(single[1], expected[1][1])
+
+
+def test_vjp_of_a_tuple_output_takes_a_tuple_of_cotangents():
+    x = np.array([0.3, -1.2])
+    (out0, out1), pullback = dk.vjp(lambda x: (dk.exp(x), dk.sum(x * x)), x)
+    assert close(out0, np.exp(x)) and out1 == float(np.sum(x * x))
+    u = np.array([2.0, -1.0])
+    (ct,) = pullback((u, 3.0))
+    assert close(ct, u * np.exp(x) + 3.0 * 2 * x, rtol=1e-15)
+    with pytest.raises(dk.InputError, match="pass a tuple of 2 cotangents"):
+        pullback(u)
+
+
+def test_jacobian_inside_grad_is_differentiated_through():
+    x = np.array([0.3, -0.7, 1.1])
+    weights = np.arange(6.0).reshape(2, 3)
+
+    def weighted_jacobian_sum(y):
+        return dk.sum(dk.jacobian(lambda x: dk.sin(x[:2]) * y * y * dk.sum(x))(x) * weights)
+
+    # J_kl = y^2 (cos(x_k) sum(x) [k = l] + sin(x_k)): d/dy sum(J * W) = 2 y sum(J / y^2 * W)
+    unit = np.diag(np.cos(x[:2]) * x.sum(), k=0)
+    unit = np.hstack([unit, np.zeros((2, 1))]) + np.sin(x[:2])[:, None]
+    y = 0.9
+    assert close(dk.grad(weighted_jacobian_sum)(y), 2 * y * np.sum(unit * weights), rtol=1e-14)
