@@ -510,15 +510,24 @@ class _Judge:
             out[name] = (values, spread)
         return out
 
-    def _allowed(self, name, hessian, reference_values, spread):
-        """Per-entry allowance of a method around reference values (an array)."""
+    def _allowed(self, name, hessian, reference_values, spread, magnitude=0.0):
+        """Per-entry allowance of a method around reference values (an array): its tolerance,
+        a few ulps of the largest entry and of the terms the chain rule sums (`magnitude`),
+        and ERROR_FACTOR times its own noise or error estimate."""
         if self.user is not None:
             return self.user.atol + self.user.rtol * np.abs(reference_values)
         table = HESSIAN_TOLERANCES if hessian else {}
         tol = table.get(name, TOLERANCES[name])
         finite = np.where(np.isfinite(reference_values), np.abs(reference_values), 0.0)
         scale = float(np.max(finite, initial=0.0))
-        return (tol.atol + tol.rtol * finite + FLOOR * EPS * scale + ERROR_FACTOR * spread)
+        return (tol.atol + tol.rtol * finite + FLOOR * EPS * np.maximum(scale, magnitude)
+                + ERROR_FACTOR * spread)
+
+    def _magnitude(self, hessian, size):
+        ref = self.ref
+        if ref is None:
+            return np.zeros(size)
+        return np.ravel(ref.hessian_magnitude) if hessian else ref.magnitude
 
     def _judge_all(self, hessian):
         """name -> (wrong positions, max abs error, max rel error) over the gradient or the
@@ -541,8 +550,9 @@ class _Judge:
                 if verdicts is None:
                     undecided.append(k)
         out = {}
+        magnitude = self._magnitude(hessian, size)
         for name, (values, spread) in candidates.items():
-            allowed = self._allowed(name, hessian, centre, spread)
+            allowed = self._allowed(name, hessian, centre, spread, magnitude)
             wrong, errors = [], []
             for k, e in enumerate(entries):
                 v = values[k]

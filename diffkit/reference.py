@@ -43,25 +43,31 @@ class _Let(Box):
         self.bindings = bindings
 
     def apply(self, prim, args, params):
-        vals = [a.value if type(a) is _Let and a.level == self.level else a for a in args]
         if prim.sympy_impl is None:
             raise Unavailable(f"{prim.name} has no SymPy counterpart (sympy_impl)")
+        # Each input position gets symbols of its own, so that SymPy cannot simplify across
+        # them (x / x stays a division): the graph is the program, as on the tape.
+        renamed = {}
+        vals = [_renamed(a.value, renamed) if type(a) is _Let and a.level == self.level else a
+                for a in args]
         out = prim(*vals, **params)
         if isinstance(out, np.ndarray):
             out = out.astype(object)
             flat = out.reshape(-1)
             for k in range(flat.size):
-                flat[k] = self._bind(flat[k], prim.name)
+                flat[k] = self._bind(flat[k], prim.name, renamed)
         else:
-            out = self._bind(out, prim.name)
+            out = self._bind(out, prim.name, renamed)
         return _Let(out, self.level, self.bindings)
 
-    def _bind(self, expr, name):
-        if isinstance(expr, sympy.Basic) and not (expr.is_Symbol or expr.is_number):
-            symbol = sympy.Dummy(real=True)
-            self.bindings.append((symbol, expr, name))
-            return symbol
-        return expr
+    def _bind(self, expr, name, renamed):
+        if not isinstance(expr, sympy.Basic) or expr.is_number:
+            return expr
+        if expr.is_Symbol:  # an input passed through (reshape, take, ...)
+            return renamed.get(expr, expr)
+        symbol = sympy.Dummy(real=True)
+        self.bindings.append((symbol, expr, name, renamed))
+        return symbol
 
     def __bool__(self):
         raise Unavailable(_BRANCHES)
@@ -73,6 +79,20 @@ class _Let(Box):
         return _relation(sympy.Ne, self, other)
 
     __hash__ = Box.__hash__
+
+
+def _renamed(value, renamed):
+    """value with every symbol replaced by a fresh one; renamed maps fresh -> original."""
+    def fresh(x):
+        if isinstance(x, sympy.Symbol):
+            new = sympy.Dummy(real=True)
+            renamed[new] = x
+            return new
+        return x
+
+    if isinstance(value, np.ndarray):
+        return np.frompyfunc(fresh, 1, 1)(value)
+    return fresh(value)
 
 
 def _relation(rel, a, b):
@@ -203,14 +223,15 @@ class _Compiler:
         self.bindings = bindings
 
     def graph(self, names, out):
-        for symbol, expr, name in self.bindings:
-            self.ids[symbol] = self.add(expr, name)
-        output = self.add(out, "the output")
+        for symbol, expr, name, renamed in self.bindings:
+            self.ids[symbol] = self.add(expr, name, renamed)
+        output = self.add(out, "the output", {})
         return Graph(names, tuple(self.nodes), output)
 
-    def add(self, expr, label):
-        """Append the nodes of expr (post-order, iteratively) and return its node id."""
-        memo = {}
+    def add(self, expr, label, renamed):
+        """Append the nodes of expr (post-order, iteratively) and return its node id; the
+        symbols of `renamed` stand for the nodes of the symbols they rename."""
+        memo = {new: self.ids[old] for new, old in renamed.items()}
         stack = [(expr, False)]
         while stack:
             e, ready = stack.pop()
@@ -577,6 +598,23 @@ def _derivatives(graph, z, forced, order):
     return grad, hess, sweep
 
 
+def _magnitudes(graph, z, forced, order):
+    """The chain rule run on absolute values (|local partials|, |adjoints|): per entry, the
+    size of the terms whose sum is the derivative. A method that sums those terms in float64
+    is exact to a few ulps of this, not of the (possibly cancelled) derivative itself."""
+    n = len(graph.names)
+    first, second = _partials(graph, _evaluate(graph, z, forced), order)
+    first = [None if p is None else tuple(abs(v) for v in p) for p in first]
+    second = [None if q is None else tuple(tuple(abs(v) for v in row) for row in q)
+              for q in second]
+    grad = np.array([float(v) for v in _gradient(graph, first, n)])
+    hess = None
+    if order == 2:
+        hess = np.array([[float(v) for v in _hessian_row(graph, first, second, n, s)]
+                         for s in range(n)])
+    return grad, hess
+
+
 # ---- the reference: two precisions, exact switches, one-sided derivatives, limits ----
 
 
@@ -612,7 +650,9 @@ class Reference:
     (derivative at the point), 'limit' (formula undefined there: limit of the derivative),
     'kink', 'none' (no reference: one-sided limits differ or f is undefined), 'undefined'
     (the derivative does not exist: judged by nobody). Same fields for the Hessian (None at
-    order 1). `digits`: significant digits proven by two precisions (min over entries).
+    order 1). `magnitude` (and `hessian_magnitude`): the chain rule on absolute values, the
+    scale of float64 rounding in any method that sums the same terms. `digits`: significant
+    digits proven by two precisions (min over entries).
     """
 
     gradient: np.ndarray
@@ -625,6 +665,8 @@ class Reference:
     hessian_low: np.ndarray | None
     hessian_high: np.ndarray | None
     hessian_status: tuple | None
+    magnitude: np.ndarray
+    hessian_magnitude: np.ndarray | None
     digits: float
     kinks: tuple
     notes: tuple
@@ -711,6 +753,8 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         with mpmath.workdps(dps):
             derivs[dps] = _derivatives(graph, runs[dps][0], forced, order)
     grad, gerr, gdigits = _combine(derivs[low_dps][0], derivs[high_dps][0])
+    with mpmath.workdps(low_dps):
+        magnitude, hmagnitude = _magnitudes(graph, runs[low_dps][0], forced, order)
     status = ["exact"] * n
     notes = []
     hess = herr = None
@@ -773,8 +817,10 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
             hstatus[s][r] = "none"
     return Reference(
         grad, gerr, low, high, tuple(status), hess, herr, hlow, hhigh,
-        None if hstatus is None else tuple(tuple(r) for r in hstatus), gdigits, kinks,
-        tuple(notes))
+        None if hstatus is None else tuple(tuple(r) for r in hstatus),
+        np.nan_to_num(magnitude, nan=0.0, posinf=0.0),
+        None if hmagnitude is None else np.nan_to_num(hmagnitude, nan=0.0, posinf=0.0),
+        gdigits, kinks, tuple(notes))
 
 
 def _combine(a, b):
