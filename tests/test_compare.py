@@ -5,6 +5,7 @@ import json
 import math
 import sys
 
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -142,3 +143,61 @@ def test_an_exploding_exact_evaluation_gives_up(monkeypatch):
     assert not result.methods["symbolic"].applicable
     assert "gave up" in result.methods["symbolic"].note
     assert result.reference == "consensus"
+
+
+# ---- the verdict's regressions: each was a false alarm or a silent wrong answer ----
+
+AGREE_AT_EDGES = [
+    ("log(x)", {"x": 1e-6}, 1),  # central's step crossed x = 0
+    ("x**y", {"x": 0.0, "y": 2.0}, 1),  # d/dy = x^y log x: the limit 0
+    ("x**0", {"x": 0.0}, 1),  # reverse gave nan
+    ("abs(x)", {"x": 0.0}, 2),  # a DiracDelta became null, and null "disagree"
+    ("softplus(x)", {"x": 710.0}, 1),  # the complex step overflowed to 0
+    ("sigmoid(x)", {"x": -800.0}, 1),  # the complex step gave nan
+    ("relu(x)", {"x": 1e-30}, 1),  # not on the kink
+    ("abs(x-1e-25)", {"x": 0.0}, 1),  # not on the kink
+    ("1e20*relu(x)**2", {"x": 0.0}, 2),  # C1: differentiable at its switch
+    ("1e40*abs(x)**3", {"x": 0.0}, 2),
+    ("abs(x)**3 + sqrt(abs(x) + 1)", {"x": 0.5}, 2),  # smooth away from the kink
+]
+
+
+@pytest.mark.parametrize("text,point,order", AGREE_AT_EDGES, ids=[c[0] for c in AGREE_AT_EDGES])
+def test_correct_derivatives_at_edges_agree(text, point, order):
+    expression = dk.parse(text)
+    result = dk.compare(expression, *(point[n] for n in expression.variables), order=order)
+    assert result.agree, result.table()
+    assert result.reference == "symbolic" and not any(m.wrong for m in result.methods.values())
+
+
+def test_a_point_near_a_switch_is_not_a_kink_and_c1_switches_are_differentiable():
+    near = dk.compare(dk.parse("relu(x)"), 1e-30)
+    assert near.kinks == () and near.differentiable
+    c1 = dk.compare(dk.parse("1e20*relu(x)**2"), 0.0)
+    assert c1.differentiable and c1.status == ("exact",)
+    kink = dk.compare(dk.parse("abs(x)"), 0.0)
+    assert not kink.differentiable and kink.status == ("kink",)
+    assert (kink.kinks[0].left, kink.kinks[0].right) == ((-1.0,), (1.0,))
+
+
+def test_deep_nesting_has_a_reference_at_order_2():
+    depth = 150
+    text = "sin(" * depth + "30*x" + ")" * depth
+    result = dk.compare(dk.parse(text), 0.01, order=2)
+    assert result.reference == "symbolic" and result.digits >= 30
+    assert result.agree, result.table()
+    # an independent forward recurrence at 50 digits: u' and u'' through each sin
+    with mpmath.workdps(50):
+        u, du, ddu = mpmath.mpf(0.01) * 30, mpmath.mpf(30), mpmath.mpf(0)
+        for _ in range(depth):
+            u, du, ddu = mpmath.sin(u), mpmath.cos(u) * du, (
+                -mpmath.sin(u) * du * du + mpmath.cos(u) * ddu)
+    assert result.methods["symbolic"].gradient[0] == float(du)
+    assert result.methods["symbolic"].hessian[0, 0] == pytest.approx(float(ddu), rel=1e-15)
+
+
+def test_compare_refuses_non_scalar_functions_in_one_line():
+    with pytest.raises(dk.InputError, match="scalar-valued"):
+        dk.compare(lambda x: x * np.ones(3), 1.0)
+    with pytest.raises(dk.InputError, match="tuple of 2"):
+        dk.compare(lambda x: (x, x), 1.0)
