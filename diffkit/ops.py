@@ -4,6 +4,14 @@ VJP and JVP rules, side by side. These Primitive objects are the functions users
 Kink convention (one value at x = 0, the same in reverse mode, forward mode and SymPy):
 relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha (the x <= 0 branch), abs'(0) = sign(0) = 0,
 and maximum(x, y) gives each input half the cotangent where x == y (Heaviside(0) = 1/2).
+
+Complex input (the complex step): smooth primitives are analytic and their NumPy code stays
+finite where float64 does (softplus(710 + ih), sigmoid(-800 + ih)). Piecewise primitives (abs,
+sign, heaviside, relu, leaky_relu, elu, maximum, max) branch on the real part, as Martins, Sturdza
+and Alonso (2003) do, so the complex step applies to them away from kinks and gives the kink
+convention at one. Every primitive here therefore keeps `analytic=True`, which now reads "the
+complex step applies"; a user primitive registered with analytic=False, having no such path,
+still raises NotAnalyticError on complex input.
 """
 
 import builtins
@@ -82,23 +90,74 @@ def _heaviside_scalar(x, at_zero):
     return 1.0 if x > 0 else (at_zero if x == 0 else 0.0)
 
 
-# ---- NumPy implementations that must stay finite at +-1000 ----
+# ---- NumPy implementations that must stay finite at +-1000, for real and complex input ----
 
 def _sigmoid_np(x):
     if np.iscomplexobj(x):
-        return 1 / (1 + np.exp(-x))
+        # exp of the side whose real part is <= 0: 1 / (1 + exp(800 + ih)) would be nan
+        x = np.asarray(x)
+        right = x.real >= 0
+        e = np.exp(np.where(right, -x, x))
+        return (np.where(right, 1.0, e) / (1.0 + e))[()]
     e = np.exp(-np.abs(x))  # <= 1: no overflow on either side
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
+def _log1p_complex(w):
+    """log(1 + w) for complex w; NumPy's loses the real part of a tiny w (log1p(1e-300+0j) = 0)."""
+    a, b = w.real, w.imag
+    return 0.5 * np.log1p(a * (2.0 + a) + b * b) + 1j * np.arctan2(b, 1.0 + a)
+
+
 def _softplus_np(x):
     if np.iscomplexobj(x):
-        return np.log1p(np.exp(x))
+        # z + log1p(exp(-z)) where Re z > 0: log1p(exp(710 + ih)) overflows to a wrong slope
+        x = np.asarray(x)
+        right = x.real > 0
+        return (np.where(right, x, 0.0) + _log1p_complex(np.exp(np.where(right, -x, x))))[()]
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
 def _elu_np(x, alpha=1.0):
-    return np.where(np.asarray(x) > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    right = np.real(x) > 0  # complex input: by the real part (the complex step)
+    return np.where(right, x, alpha * np.expm1(np.where(right, 0.0, x)))
+
+
+# Piecewise primitives on complex input branch on the real part (module docstring): then
+# Im f(x + ih) / h is the derivative of the branch x is on, and at a kink the convention.
+
+def _abs_np(x):
+    if not np.iscomplexobj(x):
+        return np.abs(x)
+    x = np.asarray(x)
+    return (np.sign(x.real) * x)[()]  # sign(0) = 0: abs'(0) = 0, the kink convention
+
+
+def _sign_np(x):
+    return np.sign(np.real(x))
+
+
+def _heaviside_np(x, at_zero):
+    return np.heaviside(np.real(x), np.real(at_zero))
+
+
+def _maximum_np(x, y):
+    if not (np.iscomplexobj(x) or np.iscomplexobj(y)):
+        return np.maximum(x, y)
+    x, y = np.asarray(x), np.asarray(y)
+    # a tie gives each side half the step, as maximum's rules give each half the cotangent
+    return np.where(x.real > y.real, x, np.where(x.real < y.real, y, (x + y) / 2))[()]
+
+
+def _max_np(x, axis=None, keepdims=False):
+    if not np.iscomplexobj(x):
+        return np.max(x, axis=axis, keepdims=keepdims)
+    x = np.asarray(x)
+    hit = x.real == np.max(x.real, axis=axis, keepdims=True)
+    # the entries that attain the max share the step evenly, as max's rules share the cotangent
+    with np.errstate(invalid="ignore"):  # a nan entry: no hit, 0 / 0 is the nan max gives
+        return np.divide(np.sum(np.where(hit, x, 0.0), axis=axis, keepdims=keepdims),
+                         np.sum(hit, axis=axis, keepdims=keepdims))[()]
 
 
 def _logsumexp_np(x, axis=None, keepdims=False):
@@ -192,14 +251,23 @@ def _log_or_zero(x):
     return log(where(primal(x) == 0, 1.0, x))
 
 
+def _base(x, y):
+    """x, but 1.0 where x == 0 and y == 0: x**0 is 1 everywhere, so y * x**(y - 1) must be 0
+    there, not 0 * inf. Only the base is replaced: d/dy of y * x**(y - 1) keeps its 1/x."""
+    zero = primal(y) == 0
+    if type(zero) in (bool, np.bool_) and not zero:  # a nonzero exponent: the usual case
+        return x
+    return where(zero, where(primal(x) == 0, 1.0, x), x)
+
+
 power = Primitive(
     "power", lambda x, y: x**y, lambda x, y: x**y,
     vjp=[
-        lambda g, ans, x, y: g * y * power(x, y - 1),  # power: nan, never complex, on floats
+        lambda g, ans, x, y: g * y * power(_base(x, y), y - 1),  # power: nan, never complex
         lambda g, ans, x, y: g * ans * _log_or_zero(x),
     ],
     jvp=[
-        lambda t, ans, x, y: t * y * power(x, y - 1),
+        lambda t, ans, x, y: t * y * power(_base(x, y), y - 1),
         lambda t, ans, x, y: t * _log_or_zero(x) * x**y,
     ],
     scalar=_power_scalar,
@@ -241,21 +309,60 @@ tan = Primitive(
     jvp=[lambda t, ans, x: t / cos(x) ** 2],
     scalar=_guarded(math.tan, None),
 )
+_SATURATED = 1 / 64  # a difference from 1 below this (1 - tanh(x)**2 at |x| > 2.8) has lost
+# more than 6 bits of the output's rounding error: recompute it from the input there
+
+
+def _repaired(d, x, exact):
+    """d (C-ordered, overwritten) with its entries below _SATURATED replaced by exact(x) there:
+    plain-array rules keep their cheap form where it is accurate and fix only the tail."""
+    far = d < _SATURATED
+    if np.count_nonzero(far):  # cheaper than far.any() on small arrays
+        at = np.flatnonzero(far)
+        d.ravel()[at] = exact(x.ravel()[at])
+    return d
+
+
+def _sech2_np(x):
+    e = np.exp(-2 * np.abs(x))  # sech(x)**2 = 4 e / (1 + e)**2, with e <= 1: never overflows
+    return 4 * e / ((1 + e) * (1 + e))
+
+
+def _plain(g, ans, x):
+    """True for NumPy float arrays of one shape and dtype: the rules' fast branches."""
+    return (type(g) is np.ndarray and type(ans) is np.ndarray and type(x) is np.ndarray
+            and g.shape == ans.shape == x.shape and g.dtype == ans.dtype == x.dtype
+            and x.dtype.kind == "f")
+
+
 def _tanh_vjp(g, ans, x):
-    if type(g) is np.ndarray and type(ans) is np.ndarray and g.shape == ans.shape and (
-            g.dtype == ans.dtype):
-        # plain arrays: one temporary instead of three, as NumPy's temporary elision gives a
-        # hand-written g * (1 - h * h) (elision never happens inside a called function)
-        d = ans * ans
+    if _plain(g, ans, x):
+        # 1 - h * h in one temporary (NumPy elides none inside a function)
+        d = np.multiply(ans, ans, order="C")
         np.subtract(1, d, out=d)
-        return np.multiply(g, d, out=d)
-    return g * (1 - ans * ans)
+        return np.multiply(g, _repaired(d, x, _sech2_np), out=d)
+    # 1 - tanh(x)**2 is 0 from |x| = 19 on; sech(x)**2 = 4 sigmoid(2x) sigmoid(-2x) is not
+    return g * (4 * sigmoid(2 * x) * sigmoid(-2 * x))
+
+
+def _sigmoid_vjp(g, ans, x):
+    # ans sigmoid(-x): 1 - ans, the usual form, is 0 from x = 37 on; it is accurate for x <= 0
+    if type(x) is float:
+        return g * ans * (1.0 - ans if x <= 0 else ans * math.exp(-x))  # = ans sigmoid(-x)
+    if _plain(g, ans, x):
+        return g * ans * _repaired(np.subtract(1, ans, order="C"), x, lambda v: _sigmoid_np(-v))
+    return g * ans * sigmoid(-x)
+
+
+def _tanh_jvp(t, ans, x):
+    e = exp(-2 * abs(x))  # sech(x)**2 = 4 e / (1 + e)**2, with e <= 1: never overflows
+    return t * (4 * e / (1 + e) ** 2)
 
 
 tanh = Primitive(
     "tanh", np.tanh, sympy.tanh,
     vjp=[_tanh_vjp],
-    jvp=[lambda t, ans, x: t * (1 - tanh(x) ** 2)],
+    jvp=[_tanh_jvp],
     scalar=math.tanh,
 )
 sinh = Primitive(
@@ -273,12 +380,12 @@ cosh = Primitive(
 
 # Non-differentiable helpers: their outputs are constants under every transform.
 sign = Primitive(
-    "sign", np.sign, sympy.sign, vjp=[None], jvp=[None], analytic=False,
+    "sign", _sign_np, sympy.sign, vjp=[None], jvp=[None],
     scalar=lambda x: float((x > 0) - (x < 0)) if x == x else _NAN,
 )
 heaviside = Primitive(
-    "heaviside", np.heaviside, sympy.Heaviside, vjp=[None, None], jvp=[None, None],
-    analytic=False, scalar=_heaviside_scalar,
+    "heaviside", _heaviside_np, sympy.Heaviside, vjp=[None, None], jvp=[None, None],
+    scalar=_heaviside_scalar,
 )
 where = Primitive(
     "where", np.where, _sympy_where,
@@ -288,13 +395,13 @@ where = Primitive(
 )
 
 abs = Primitive(
-    "abs", np.abs, sympy.Abs,
+    "abs", _abs_np, sympy.Abs,
     vjp=[lambda g, ans, x: g * sign(x)],
     jvp=[lambda t, ans, x: sign(x) * t],
-    scalar=builtins.abs, analytic=False,
+    scalar=builtins.abs,
 )
 maximum = Primitive(
-    "maximum", np.maximum, sympy.Max,
+    "maximum", _maximum_np, sympy.Max,
     vjp=[
         lambda g, ans, x, y: g * heaviside(x - y, 0.5),
         lambda g, ans, x, y: g * heaviside(y - x, 0.5),
@@ -303,23 +410,23 @@ maximum = Primitive(
         lambda t, ans, x, y: t * heaviside(x - y, 0.5),
         lambda t, ans, x, y: t * (1 - heaviside(x - y, 0.5)),
     ],
-    scalar=lambda x, y: x if x > y else y, analytic=False,
+    scalar=lambda x, y: x if x > y else y,
 )
 sigmoid = Primitive(
     "sigmoid", _sigmoid_np, lambda x: 1 / (1 + sympy.exp(-x)),
-    vjp=[lambda g, ans, x: g * ans * (1 - ans)],
+    vjp=[_sigmoid_vjp],
     jvp=[lambda t, ans, x: t * sigmoid(x) * sigmoid(-x)],
     scalar=_sigmoid_scalar,
 )
 relu = Primitive(
-    "relu", lambda x: np.where(np.asarray(x) > 0, x, 0.0),
+    "relu", lambda x: np.where(np.real(x) > 0, x, 0.0),
     lambda x: sympy.Piecewise((x, x > 0), (0, True)),
     vjp=[lambda g, ans, x: g * heaviside(x, 0.0)],
     jvp=[lambda t, ans, x: where(x > 0, t, 0.0)],
-    scalar=lambda x: x if x > 0 else 0.0, analytic=False,
+    scalar=lambda x: x if x > 0 else 0.0,
 )
 leaky_relu = Primitive(
-    "leaky_relu", lambda x, alpha=0.01: np.where(np.asarray(x) > 0, x, alpha * x),
+    "leaky_relu", lambda x, alpha=0.01: np.where(np.real(x) > 0, x, alpha * x),
     lambda x, alpha=0.01: sympy.Piecewise((x, x > 0), (alpha * x, True)),
     vjp=[
         lambda g, ans, x, alpha=0.01: g * where(x > 0, 1.0, alpha),
@@ -329,30 +436,32 @@ leaky_relu = Primitive(
         lambda t, ans, x, alpha=0.01: where(x > 0, t, alpha * t),
         lambda t, ans, x, alpha=0.01: where(x > 0, 0.0, t * x),
     ],
-    scalar=lambda x, alpha=0.01: x if x > 0 else alpha * x, analytic=False,
+    scalar=lambda x, alpha=0.01: x if x > 0 else alpha * x,
 )
 softplus = Primitive(
     "softplus", _softplus_np, lambda x: sympy.log(1 + sympy.exp(x)),
     vjp=[lambda g, ans, x: g * sigmoid(x)],
-    jvp=[lambda t, ans, x: t * (1 - exp(-ans))],  # exp(-softplus(x)) = 1 - sigmoid(x)
+    jvp=[lambda t, ans, x: t * exp(-softplus(-x))],  # not 1 - exp(-ans): 0 from x = -37 on
     scalar=_softplus_scalar,
 )
 elu = Primitive(
     "elu", _elu_np,
     lambda x, alpha=1.0: sympy.Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True)),
+    # not ans + alpha (cancels to 0 at x = -40) nor ans / alpha (nan at alpha = 0); the
+    # alpha-derivative is expm1(x) = elu(x, 1) for x <= 0, where exp(x) - 1 would cancel
     vjp=[
-        lambda g, ans, x, alpha=1.0: g * where(x > 0, 1.0, ans + alpha),
-        lambda g, ans, x, alpha=1.0: g * where(x > 0, 0.0, ans / alpha),
+        lambda g, ans, x, alpha=1.0: g * where(x > 0, 1.0, alpha * exp(where(x > 0, 0.0, x))),
+        lambda g, ans, x, alpha=1.0: g * where(x > 0, 0.0, elu(x)),
     ],
     jvp=[
         lambda t, ans, x, alpha=1.0: where(x > 0, t, t * alpha * exp(where(x > 0, 0.0, x))),
-        lambda t, ans, x, alpha=1.0: where(x > 0, 0.0, t * (exp(where(x > 0, 0.0, x)) - 1)),
+        lambda t, ans, x, alpha=1.0: where(x > 0, 0.0, t * elu(x)),
     ],
-    scalar=lambda x, alpha=1.0: x if x > 0 else alpha * math.expm1(x), analytic=False,
+    scalar=lambda x, alpha=1.0: x if x > 0 else alpha * math.expm1(x),
 )
 silu = Primitive(
     "silu", lambda x: x * _sigmoid_np(x), lambda x: x / (1 + sympy.exp(-x)),
-    vjp=[lambda g, ans, x: g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))],
+    vjp=[lambda g, ans, x: g * sigmoid(x) * (1 + x * sigmoid(-x))],
     jvp=[lambda t, ans, x: t * (sigmoid(x) + ans * sigmoid(-x))],
     scalar=lambda x: x * _sigmoid_scalar(x),
 )
@@ -431,7 +540,7 @@ mean = Primitive(
     scalar=_identity_scalar,
 )
 max = Primitive(
-    "max", np.max, _sympy_reduce(_sympy_max), elementwise=False, analytic=False,
+    "max", _max_np, _sympy_reduce(_sympy_max), elementwise=False,
     vjp=[
         lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
         * _max_share(x, ans, axis, keepdims)

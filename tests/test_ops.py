@@ -176,7 +176,14 @@ def test_logsumexp_is_stable():
     np.testing.assert_allclose(dk.grad(dk.logsumexp)(x), [0.5, 0.5, 0.0], atol=1e-300)
 
 
-def test_non_analytic_primitives_refuse_complex():
-    with pytest.raises(dk.NotAnalyticError, match="relu is not analytic"):
-        dk.relu(1.0 + 1e-20j)
-    assert dk.sin(np.array([1.0 + 1e-20j])).imag[0] == pytest.approx(np.cos(1.0) * 1e-20)
+def test_piecewise_primitives_branch_on_the_real_part_of_complex_input():
+    # Martins, Sturdza & Alonso (2003): relu(x + ih) = x + ih for x > 0, 0 for x < 0, so
+    # Im relu(x + ih) / h is relu'(x); a user primitive registered analytic=False still refuses
+    h = 1e-20
+    assert dk.relu(1.5 + h * 1j) == 1.5 + h * 1j
+    assert dk.relu(-1.5 + h * 1j) == 0
+    assert dk.abs(-2.0 + h * 1j) == 2.0 - h * 1j
+    assert dk.sin(np.array([1.0 + h * 1j])).imag[0] == pytest.approx(np.cos(1.0) * h)
+    refusing = dk.primitive(lambda x: np.maximum(x, 0), name="my_relu", analytic=False)
+    with pytest.raises(dk.NotAnalyticError, match="my_relu is not analytic"):
+        refusing(1.0 + h * 1j)
