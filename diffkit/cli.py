@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 from diffkit.errors import DiffkitError, InputError
@@ -17,12 +18,33 @@ EXIT_INVALID = 2
 EXIT_INTERNAL = 3
 
 EPILOG = """exit status: 0 all methods agree (or the command succeeded), 1 the methods disagree,
-2 invalid input (one line on stderr, nothing executed), 3 an internal error (a diffkit bug:
-one line on stderr; please report it)."""
+2 invalid input (one line on stderr, nothing executed) or output that cannot be written,
+3 an internal error (a diffkit bug: one line on stderr; please report it)."""
+
+
+# a long option, known or not: "--json", "--at=x=1", "--frobnicate"; never "--x*2" or "-x**2"
+_LONG_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9_-]*(=|$)")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+    """argparse, but a usage error is one line on stderr and exit status 2.
+
+    With `signed_positionals=True`, an argument that starts with '-' is an option only if it is
+    a long option (`--name`, `--name=value`) or one of the parser's own option strings (`-h`):
+    so "-x**2", "-(x+1)" and "-1e-3*x" are expressions, where argparse alone would read them
+    as unknown options.
+    """
+
+    def __init__(self, *args, signed_positionals=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.signed_positionals = signed_positionals
+
+    def _parse_optional(self, arg_string):
+        if (self.signed_positionals and arg_string.startswith("-")
+                and not _LONG_OPTION.match(arg_string)
+                and arg_string.split("=", 1)[0] not in self._option_string_actions):
+            return None  # argparse's own contract for "this is a positional argument"
+        return super()._parse_optional(arg_string)
 
     def error(self, message):
         self.exit(EXIT_INVALID, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -49,11 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "high-precision reference), central differences with Richardson extrapolation and "
         "the complex step, and say whether they agree.",
         epilog=EPILOG,
+        signed_positionals=True,
     )
-    verify.add_argument("expr", metavar="EXPR", help='e.g. "1/(1+exp(-(w*x+b)))"')
+    verify.add_argument("expr", metavar="EXPR",
+                        help='e.g. "1/(1+exp(-(w*x+b)))" or "-x**2" (one that starts with '
+                        '"--" goes last, after a lone --)')
     verify.add_argument(
-        "--at", required=True, metavar="NAME=VALUE[,NAME=VALUE...]",
-        help="the point: one value for every variable of EXPR, e.g. x=1,w=0,b=0",
+        "--at", required=True, action="append", metavar="NAME=VALUE[,NAME=VALUE...]",
+        help="the point: one value for every variable of EXPR, e.g. x=1,w=0,b=0 or x=-1.5 "
+        "(--at may be repeated: --at x=1 --at w=0)",
     )
     verify.add_argument("--order", type=int, choices=(1, 2), default=1,
                         help="1: gradient (default); 2: gradient and Hessian")
@@ -105,7 +131,8 @@ def run_verify(args) -> int:
     rtol = _tolerance(args.rtol, "--rtol")
     atol = _tolerance(args.atol, "--atol")
     expression = parse(args.expr)
-    point = parse_point(args.at)
+    # every --at joined: a name given in two of them is refused like one given twice in one
+    point = parse_point(",".join(args.at) if isinstance(args.at, list) else args.at)
     names = expression.variables
     if not names:
         raise InputError("the expression has no variables: there is nothing to differentiate")
@@ -141,15 +168,84 @@ def _list(args) -> int:
 
 def _bench(args) -> int:
     from diffkit.bench.runner import run_bench
+    from diffkit.report.writer import check_out_dir
 
+    check_out_dir(args.out)  # before the run: the runner writes its files only at the end
     return run_bench(args)
 
 
 COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _bench}
 
 
+class _OutputLost(Exception):
+    """Standard output refused a write for another reason than its reader leaving."""
+
+
+class _Stdout:
+    """Standard output for one command. Once the reader has left (`| head -0`), the rest of the
+    output is dropped and the command runs on, so its exit status is still the verdict; any
+    other failed write (a full disk: `> /dev/full`) raises _OutputLost."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._dropped = False
+
+    def write(self, text):
+        """Return the number of characters taken (all of them, once output is dropped)."""
+        if not self._dropped:
+            try:
+                return self._stream.write(text)
+            except OSError as error:
+                self._drop(error)
+        return len(text)
+
+    def flush(self):
+        if not self._dropped:
+            try:
+                self._stream.flush()
+            except OSError as error:
+                self._drop(error)
+
+    def _drop(self, error):
+        self._dropped = True
+        try:  # what is still buffered would fail again when Python flushes at exit
+            fileno = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # no file descriptor: nothing buffered
+            fileno = None
+        if fileno is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fileno)
+            os.close(devnull)
+        if not isinstance(error, BrokenPipeError):
+            raise _OutputLost(error.strerror or str(error)) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None) -> int:
     """Run the command line; return the exit status."""
+    real_stdout = sys.stdout
+    if real_stdout is not None:  # None: stdout was closed (`>&-`), and print() writes nothing
+        sys.stdout = _Stdout(real_stdout)
+    try:
+        status = _run(argv)
+        if sys.stdout is not None:  # flushed here, not at exit, so a full disk gets one line
+            sys.stdout.flush()
+        return status
+    except _OutputLost as error:  # while printing --help, or in the last flush
+        print(f"diffkit: error: {_lost(error)}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        sys.stdout = real_stdout
+
+
+def _lost(error) -> str:
+    return f"cannot write the output ({error}); send it elsewhere"
+
+
+def _run(argv) -> int:
+    """Return the exit status of the command in `argv`, having printed any error in one line."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -158,25 +254,25 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_AGREE
+    name = f"diffkit {args.command}"
     try:
         return COMMANDS[args.command](args)
-    except DiffkitError as error:
-        print(f"diffkit {args.command}: error: {error}", file=sys.stderr)
+    except _OutputLost as error:
+        print(f"{name}: error: {_lost(error)}", file=sys.stderr)
         return EXIT_INVALID
-    except BrokenPipeError:  # `diffkit list | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except DiffkitError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:
-        print(f"diffkit {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except (RecursionError, MemoryError) as error:
-        print(f"diffkit {args.command}: error: the input is too large or too deeply nested to "
+        print(f"{name}: error: the input is too large or too deeply nested to "
               f"process ({type(error).__name__})", file=sys.stderr)
         return EXIT_INVALID
     except Exception as error:  # a bug in diffkit: still one line, never a traceback
         first = str(error).splitlines()[0] if str(error) else ""
-        print(f"diffkit {args.command}: internal error: {type(error).__name__}: {first}",
-              file=sys.stderr)
+        print(f"{name}: internal error: {type(error).__name__}: {first}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

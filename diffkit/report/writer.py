@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,6 +124,37 @@ def write_index(out: Path) -> str:
     return text
 
 
+def check_out_dir(out) -> Path:
+    """Return `out` as a Path once it is a folder we can write into, or can create; create nothing.
+
+    Raises InputError, one line naming the obstacle, for an empty path, a path that is a file or
+    lies under one, or a place we may not write in.
+
+    Example:
+        check_out_dir("/tmp/f/reports")  # InputError: ... /tmp/f is a file, not a folder; ...
+    """
+    if not str(out).strip():
+        raise InputError("--out is empty; give a folder, e.g. --out reports")
+    out = Path(out)
+    try:
+        existing = out
+        while not (existing.exists() or existing.is_symlink()) and existing != existing.parent:
+            existing = existing.parent
+        if existing.is_dir():
+            # a probe, not os.access: it also sees read-only mounts, ACLs and root's privileges
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+            return out
+    except OSError as error:
+        where = "in it" if existing == out else f"in {existing}"
+        raise InputError(f"--out {out}: cannot write {where} ({error.strerror or error}); "
+                         f"choose another --out") from None
+    kind = "a file, not a folder" if existing.is_file() else "not a folder"
+    if existing == out:
+        raise InputError(f"--out {out} is {kind}; choose another --out")
+    raise InputError(f"--out {out}: {existing} is {kind}; choose another --out")
+
+
 def _progress(message: str) -> None:
     print(f"diffkit report: {message}", file=sys.stderr, flush=True)
 
@@ -144,10 +176,12 @@ def run_report(args) -> int:
     names = selected_studies(args.only)
     if args.seeds is not None and args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, not {args.seeds}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out_dir(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # the folder changed since the check, or a rarer obstacle
+        raise InputError(f"--out {out}: cannot create it ({error.strerror or error}); "
+                         f"choose another --out") from None
     started = time.perf_counter()
     if not plots.available():
         _progress("matplotlib is not installed: plots are skipped (pip install 'diffkit[plots]')")
@@ -159,5 +193,5 @@ def run_report(args) -> int:
     return 0
 
 
-__all__ = ["TIMING_MARK", "run_report", "selected_studies", "to_json", "write_index",
-           "write_study"]
+__all__ = ["TIMING_MARK", "check_out_dir", "run_report", "selected_studies", "to_json",
+           "write_index", "write_study"]
