@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from diffkit.errors import InputError, NotAnalyticError
 from diffkit.numeric import (
     EPS,
+    LEVELS,
     NumericDerivative,
     central_difference,
     complex_step,
+    complex_step_hessian,
     forward_difference,
     hessian,
 )
@@ -305,6 +307,7 @@ def test_random_points_agree_with_the_closed_form(x, y):
     reference = mp_gradient(x, y)
     scale = np.maximum(1, abs(reference))
     richardson = central_difference(f, (x, y), argnums=(0, 1))
+    assert richardson.scheme == ("central", "central")  # ordinary points: the standard steps
     assert np.all(actual_errors(richardson, reference) <= 1e-12 * scale)
     assert np.all(actual_errors(richardson, reference) <= np.array(richardson.error))
     forward = forward_difference(f, (x, y), argnums=(0, 1))
@@ -323,7 +326,242 @@ def test_random_arrays_agree_with_the_closed_form(values):
     actual = np.abs(gradient.value[0] - np.exp(a) * (1 + a) ** 2)
     assert np.all(actual <= 1e-12 * max(1.0, f(a)))  # rounding scales with |f|, not |f'|
     assert np.all(actual <= gradient.error[0] + 4 * EPS * np.exp(a) * (1 + a) ** 2)
+    assert np.all(gradient.scheme[0] == "central")
     result = hessian(f, (a,))
+    assert np.all(result.scheme == "central")
     actual = np.abs(result.value - np.diag(np.exp(a) * (a * a + 4 * a + 3)))
     assert np.all(actual <= 1e-7 * max(1.0, f(a)))  # second differences: about sqrt(eps) |f|
     assert np.all(actual <= result.error)
+
+
+# --- domain edges, singularities, kinks: honest estimates or "not applicable" ------------------
+# References are closed forms evaluated by mpmath at 50 digits at the float point itself.
+
+mpmath.mp.dps = 50
+HALF_PI = math.pi / 2
+
+
+def mp(value) -> float:
+    """An mpmath number as the nearest float (inf beyond the float range)."""
+    return float(value) if abs(value) < mpmath.mpf("1.7e308") else math.copysign(math.inf, value)
+
+
+# (name, f, x, f'(x) as a closed form in mpmath, f''(x) likewise)
+EDGE_CASES = [
+    ("log at 1e-6", np.log, 1e-6, lambda x: 1 / x, lambda x: -1 / x**2),
+    ("log at 1e-12", np.log, 1e-12, lambda x: 1 / x, lambda x: -1 / x**2),
+    ("log at 1e-300", np.log, 1e-300, lambda x: 1 / x, lambda x: -1 / x**2),
+    ("sqrt at 1e-10", np.sqrt, 1e-10, lambda x: 1 / (2 * mpmath.sqrt(x)),
+     lambda x: -1 / (4 * x * mpmath.sqrt(x))),
+    ("tan near pi/2 (1e-3)", np.tan, HALF_PI - 1e-3, lambda x: 1 / mpmath.cos(x) ** 2,
+     lambda x: 2 * mpmath.sin(x) / mpmath.cos(x) ** 3),
+    ("tan near pi/2 (1e-8)", np.tan, HALF_PI - 1e-8, lambda x: 1 / mpmath.cos(x) ** 2,
+     lambda x: 2 * mpmath.sin(x) / mpmath.cos(x) ** 3),
+    ("1/x at 1e-6", lambda x: 1 / x, 1e-6, lambda x: -1 / x**2, lambda x: 2 / x**3),
+    ("1/x at 1e-100", lambda x: 1 / x, 1e-100, lambda x: -1 / x**2, lambda x: 2 / x**3),
+    ("exp at 709", np.exp, 709.0, mpmath.exp, mpmath.exp),
+    ("exp(50x) at 1", lambda x: np.exp(50 * x), 1.0, lambda x: 50 * mpmath.exp(50 * x),
+     lambda x: 2500 * mpmath.exp(50 * x)),
+    ("sin at 1e-300", np.sin, 1e-300, mpmath.cos, lambda x: -mpmath.sin(x)),
+    ("x*x at 1e-300", lambda x: x * x, 1e-300, lambda x: 2 * x, lambda x: mpmath.mpf(2)),
+    ("log at 1e300", np.log, 1e300, lambda x: 1 / x, lambda x: -1 / x**2),
+    ("sqrt at 1e300", np.sqrt, 1e300, lambda x: 1 / (2 * mpmath.sqrt(x)),
+     lambda x: -1 / (4 * x * mpmath.sqrt(x))),
+    ("sin(100x) at 1000 (argument rounding)", lambda x: np.sin(100 * x), 1000.0,
+     lambda x: 100 * mpmath.cos(100 * x), lambda x: -10000 * mpmath.sin(100 * x)),
+]
+EDGE_IDS = [case[0] for case in EDGE_CASES]
+
+
+def covered(value, error, reference, sharp=1e-4):
+    """The estimate covers the true error, and is not so loose that it says nothing."""
+    return abs(value - reference) <= error and error <= sharp * abs(reference) + 1e-12
+
+
+@pytest.mark.parametrize("name, f, x, first, second", EDGE_CASES, ids=EDGE_IDS)
+def test_central_near_edges_covers_its_error_against_mpmath(name, f, x, first, second):
+    reference = mp(first(mpmath.mpf(x)))
+    result = central_difference(f, (x,))
+    assert result.applicable and result.reason == ""
+    assert result.scheme[0] in ("central", "central, smaller step")
+    assert covered(result.value[0], result.error[0], reference)
+
+
+@pytest.mark.parametrize("name, f, x, first, second", EDGE_CASES, ids=EDGE_IDS)
+def test_plain_central_near_edges_falls_back_rather_than_pretend(name, f, x, first, second):
+    reference = mp(first(mpmath.mpf(x)))
+    result = central_difference(f, (x,), richardson=False)
+    assert result.applicable
+    assert abs(result.value[0] - reference) <= result.error[0]
+
+
+@pytest.mark.parametrize("name, f, x, first, second", EDGE_CASES, ids=EDGE_IDS)
+def test_hessian_near_edges_covers_its_error_or_overflows(name, f, x, first, second):
+    reference = mp(second(mpmath.mpf(x)))
+    result = hessian(f, (x,))
+    value, error = result.value[0, 0], result.error[0, 0]
+    if math.isinf(reference):  # -1 / x**2 at 1e-300: beyond the float range, and said so
+        assert value == reference and error == math.inf
+        return
+    assert result.applicable and result.scheme[0, 0] != "none"
+    assert abs(value - reference) <= error
+    assert error <= 1e-3 * abs(reference) + 1e-6
+
+
+def test_the_step_across_a_domain_edge_is_shrunk_and_said_so():
+    result = central_difference(np.log, (1e-6,))
+    assert result.scheme == ("central, smaller step",)
+    assert result.step[0] < 1e-6  # the standard step, 6e-6, would cross x = 0
+    assert covered(result.value[0], result.error[0], 1e6, sharp=1e-10)
+    ordinary = central_difference(np.log, (0.5,))
+    assert ordinary.scheme == ("central",)
+
+
+@pytest.mark.parametrize(
+    "f, x, fragment",
+    [
+        (np.sqrt, 0.0, "the step crosses a singularity or domain edge near argument 0 = 0: "
+                       "central differences do not apply here"),
+        (lambda x: np.sqrt(x) ** 3, 0.0, "central differences do not apply here"),
+        (np.sin, 1e300, "f is not smooth near argument 0 = 1e+300"),
+        (lambda x: np.where(x >= 0, 1.0, 0.0), 0.0, "f is not smooth near argument 0 = 0"),
+    ],
+    ids=["sqrt at 0", "x**1.5 at 0", "sin at 1e300", "a jump at 0"],
+)
+def test_no_scheme_applies_then_not_applicable_with_the_reason(f, x, fragment):
+    result = central_difference(f, (x,))
+    assert result.applicable is False and result.scheme == ("none",)
+    assert math.isnan(result.value[0]) and math.isnan(result.error[0])
+    assert fragment in result.reason and "\n" not in result.reason
+
+
+def test_c1_function_with_a_jump_in_its_second_derivative():
+    # f = 1e20 max(x, 0)**2 at 0: f'(0) = 0. The old central difference answered 1.8e14 there
+    # (the h**2 model fails: D(h) = 5e19 h); the one-sided differences are exact polynomials.
+    f = lambda x: 1e20 * np.maximum(x, 0.0) ** 2  # noqa: E731
+    result = central_difference(f, (0.0,))
+    assert result.applicable and result.scheme[0] in ("forward", "backward")
+    assert abs(result.value[0] - 0.0) <= result.error[0] <= 1e-6
+    symmetric = hessian(f, (0.0,))  # the mean of f''(0-) = 0 and f''(0+) = 2e20, with its error
+    assert abs(symmetric.value[0, 0] - 1e20) <= symmetric.error[0, 0] <= 1e6
+
+
+def test_a_kink_reports_the_mean_of_the_one_sided_derivatives_and_covers_both():
+    result = central_difference(np.abs, (0.0,))
+    value, error = result.value[0], result.error[0]
+    assert result.applicable and result.scheme == ("kink",)
+    assert value - error <= -1.0 and value + error >= 1.0  # every subgradient is covered
+    assert error <= 1.0 + 1e-12
+    assert "kink at argument 0 = 0" in result.reason and "-1 and 1" in result.reason
+    second = hessian(np.abs, (0.0,))
+    assert second.applicable is False and math.isnan(second.value[0, 0])
+    assert "second differences do not apply here" in second.reason
+
+
+def test_a_kink_next_to_the_point_is_resolved_by_smaller_steps():
+    result = central_difference(lambda x: np.abs(x - 1e-9), (0.0,))  # f'(0) = -1 exactly
+    assert result.scheme == ("central, smaller step",)
+    assert covered(result.value[0], result.error[0], -1.0, sharp=1e-12)
+
+
+def exp_right_of_zero(x):
+    if x < 0:
+        raise ValueError("math domain error")
+    return math.exp(x)
+
+
+def test_a_domain_edge_at_the_point_takes_the_one_sided_difference_inside():
+    result = central_difference(exp_right_of_zero, (0.0,))
+    assert result.applicable and result.scheme == ("forward",)
+    assert covered(result.value[0], result.error[0], 1.0, sharp=1e-9)
+    mirrored = central_difference(lambda x: exp_right_of_zero(-x), (0.0,))
+    assert mirrored.scheme == ("backward",)
+    assert covered(mirrored.value[0], mirrored.error[0], -1.0, sharp=1e-9)
+
+
+def test_each_element_says_its_own_scheme():
+    f = lambda v: np.log(v[0]) + v[1] ** 2 + np.sqrt(v[2])  # noqa: E731
+    result = central_difference(f, (np.array([1e-6, 3.0, 0.0]),))
+    assert list(result.scheme[0]) == ["central, smaller step", "central", "none"]
+    assert result.applicable is False
+    assert "near argument 0 at index (2,) = 0" in result.reason
+    assert covered(result.value[0][0], result.error[0][0], 1e6, sharp=1e-10)
+    assert covered(result.value[0][1], result.error[0][1], 6.0, sharp=1e-12)
+    assert math.isnan(result.value[0][2])
+
+
+def counted(f):
+    calls = []
+
+    def wrapped(*args):
+        calls.append(1)
+        return f(*args)
+
+    return wrapped, calls
+
+
+def test_ordinary_points_cost_no_more_evaluations_than_before():
+    g, calls = counted(lambda v: np.sum(np.exp(0.3 * v) * np.sin(v)) + np.prod(v))
+    a = np.array([0.3, -1.2, 2.0])
+    assert central_difference(g, (a,)).scheme[0].tolist() == ["central"] * 3
+    assert len(calls) == 1 + 2 * LEVELS * 3
+    calls.clear()
+    assert np.all(hessian(g, (a,)).scheme == "central")
+    assert len(calls) == 1 + 4 * 3 + 8 * 3  # f(x), 2 + 2 per diagonal entry, 4 + 4 per pair
+    calls.clear()
+    assert np.all(complex_step_hessian(g, (a,)).scheme == "central")
+    assert len(calls) == 1 + 3 + 4 * 9  # f(x), Re f(x + ih) per element, 2 + 2 per entry
+
+
+@pytest.mark.parametrize("name, f, x, first, second",
+                         [case for case in EDGE_CASES if case[0] not in
+                          ("log at 1e-300", "1/x at 1e-100", "x*x at 1e-300")],
+                         ids=[i for i in EDGE_IDS if i not in
+                              ("log at 1e-300", "1/x at 1e-100", "x*x at 1e-300")])
+def test_complex_step_hessian_covers_its_error_against_mpmath(name, f, x, first, second):
+    reference = mp(second(mpmath.mpf(x)))
+    result = complex_step_hessian(f, (x,))
+    assert result.applicable and result.scheme[0, 0] != "none"
+    assert abs(result.value[0, 0] - reference) <= result.error[0, 0]
+    assert result.error[0, 0] <= 1e-3 * abs(reference) + 1e-6
+
+
+@pytest.mark.parametrize("f, x", [(lambda x: 1 / x, 1e-100), (np.log, 1e-300),
+                                  (lambda x: np.sqrt(x * x + 1e-60) - 1e-30, 0.0)],
+                         ids=["1/x at 1e-100", "log at 1e-300", "sqrt(x**2 + 1e-60) at 0"])
+def test_a_complex_step_larger_than_the_scale_of_f_is_not_applicable(f, x):
+    # Im f(x + 1e-20 i) / 1e-20 is -1e40 for 1/x at 1e-100 (the truth is -1e200): it must not
+    # be reported, neither as a gradient nor through the complex-step Hessian
+    for result in (complex_step(f, (x,)), complex_step_hessian(f, (x,))):
+        assert result.applicable is False
+        assert "is not small against the scale of f near argument 0" in result.reason
+        assert np.all(np.isnan(result.value[0] if isinstance(result.value, tuple)
+                               else result.value))
+
+
+def test_the_complex_step_stays_exact_where_f_vanishes():
+    for f, x, reference in [(lambda x: x * x, 0.0, 0.0), (lambda x: x * x + x, 0.0, 1.0),
+                            (lambda x: x * x, 1e-300, 2e-300), (np.log, 1e-12, 1e12)]:
+        result = complex_step(f, (x,))
+        assert result.scheme == ("complex step",)
+        assert abs(result.value[0] - reference) <= result.error[0] + 4 * EPS * abs(reference)
+
+
+def test_complex_step_hessian_takes_h_kj_where_d_j_is_wrong():
+    # f = 1/x + x y at x = 1e-100: D_x is wrong (the complex step is too large there) but
+    # D_y = x is fine, and its derivative along x gives H_xy = 1
+    result = complex_step_hessian(lambda x, y: 1 / x + x * y, (1e-100, 2.0), argnums=(0, 1))
+    assert result.scheme[0, 0] == "none" and math.isnan(result.value[0, 0])
+    assert abs(result.value[0, 1] - 1.0) <= result.error[0, 1] <= 1e-6
+    assert result.value[1, 0] == result.value[0, 1]
+    assert abs(result.value[1, 1]) <= result.error[1, 1] <= 1e-6
+    assert result.applicable is False and "argument 0 = 1e-100" in result.reason
+
+
+@pytest.mark.parametrize("f, x", [(np.sqrt, 0.0), (np.sin, 1e300)],
+                         ids=["sqrt at 0", "sin at 1e300"])
+def test_hessians_say_not_applicable_instead_of_a_number(f, x):
+    for method in (hessian, complex_step_hessian):
+        result = method(f, (x,))
+        assert result.applicable is False and result.scheme[0, 0] == "none"
+        assert math.isnan(result.value[0, 0]) and "apply" in result.reason
