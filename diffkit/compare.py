@@ -293,8 +293,26 @@ def _reverse(f, args, argnums, order):
     return _Raw(g, h, spread=_noise(f, args, argnums, g))
 
 
+def _broadcasts(f, args) -> bool:
+    """True when every argument is a float and f maps arrays of points to arrays of values
+    (each its value at that point, to a few ulps): then one call with arrays evaluates many
+    points, as grammar expressions and most scalar functions of diffkit ops allow."""
+    if not all(type(a) is float for a in args):
+        return False
+    try:
+        single = float(f(*args))
+        batch = f(*(np.array([a, a]) for a in args))
+    except Exception:
+        return False
+    if type(batch) is not np.ndarray or batch.shape != (2,) or batch.dtype.kind != "f":
+        return False
+    return bool(np.all((batch == single) | (np.abs(batch - single) <= 8 * EPS * abs(single))))
+
+
 def _forward(f, args, order):
     n = sum(int(np.prod(np.shape(a))) for a in args)
+    if n > 1 and _broadcasts(f, args):
+        return _forward_batched(f, args, n, order)
     g = np.array([jvp(f, args, _basis(args, k))[1] for k in range(n)], dtype=float)
     h = None
     if order == 2:
@@ -302,6 +320,22 @@ def _forward(f, args, order):
                            _basis(args, j))[1] for k in range(n)] for j in range(n)],
                      dtype=float)
     return _Raw(g, h)
+
+
+def _forward_batched(f, args, n, order):
+    """Every JVP in one pass: the point repeated along a batch axis, tangent k along entry k
+    (order 2: an n x n grid, the outer tangent along the rows, the inner along the columns)."""
+    eye = np.eye(n)
+    primals = [np.full(n, a) for a in args]
+    g = np.asarray(jvp(f, primals, [eye[:, i] for i in range(n)])[1], dtype=float)
+    h = None
+    if order == 2:
+        grid = [np.full((n, n), a) for a in args]
+        inner = [np.broadcast_to(eye[i][None, :], (n, n)).copy() for i in range(n)]
+        outer = [np.broadcast_to(eye[i][:, None], (n, n)).copy() for i in range(n)]
+        h = np.asarray(jvp(lambda *a: jvp(f, a, inner)[1], grid, outer)[1], dtype=float)
+    return _Raw(np.broadcast_to(g, (n,)).copy(), None if h is None else
+                np.broadcast_to(h, (n, n)).copy())
 
 
 def _numerical(derivative, hessian, f, args, argnums, order):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 import sympy
+from sympy.core.parameters import evaluate as _unevaluated_flag
 
 from diffkit.core import Box, new_level, primal
 from diffkit.errors import InputError
@@ -65,7 +66,7 @@ class _Let(Box):
             return expr
         if expr.is_Symbol:  # an input passed through (reshape, take, ...)
             return renamed.get(expr, expr)
-        symbol = sympy.Dummy(real=True)
+        symbol = sympy.Dummy()
         self.bindings.append((symbol, expr, name, renamed))
         return symbol
 
@@ -81,11 +82,15 @@ class _Let(Box):
     __hash__ = Box.__hash__
 
 
+def _unevaluated():
+    return _unevaluated_flag(False)
+
+
 def _renamed(value, renamed):
     """value with every symbol replaced by a fresh one; renamed maps fresh -> original."""
     def fresh(x):
         if isinstance(x, sympy.Symbol):
-            new = sympy.Dummy(real=True)
+            new = sympy.Dummy()
             renamed[new] = x
             return new
         return x
@@ -168,6 +173,7 @@ class Graph:
     names: tuple
     nodes: tuple
     output: int
+    constants: tuple  # SymPy numbers, indexed by the CONST/ADD/MUL nodes' data
 
 
 def trace(f, args, names) -> Graph:
@@ -194,7 +200,8 @@ def trace(f, args, names) -> Graph:
         inputs.append(_Let(value, level, bindings))
         k += size
     try:
-        out = f(*inputs)
+        with _unevaluated():  # SymPy's automatic simplification costs ~1 ms a node: not needed
+            out = f(*inputs)
     except Unavailable:
         raise
     except (TypeError, ValueError, AttributeError, NotImplementedError) as error:
@@ -221,12 +228,17 @@ class _Compiler:
         self.nodes = [_Node(_INPUT, data=k) for k in range(len(symbols))]
         self.ids = {s: k for k, s in enumerate(symbols)}
         self.bindings = bindings
+        self.constants = {}
+
+    def constant(self, c):
+        """The index of SymPy number c in the graph's constant table."""
+        return self.constants.setdefault(c, len(self.constants))
 
     def graph(self, names, out):
         for symbol, expr, name, renamed in self.bindings:
             self.ids[symbol] = self.add(expr, name, renamed)
         output = self.add(out, "the output", {})
-        return Graph(names, tuple(self.nodes), output)
+        return Graph(names, tuple(self.nodes), output, tuple(self.constants))
 
     def add(self, expr, label, renamed):
         """Append the nodes of expr (post-order, iteratively) and return its node id; the
@@ -262,7 +274,7 @@ class _Compiler:
     def _node(self, e, memo, label):
         ref = lambda a: self.ids[a] if a in self.ids else memo[a]  # noqa: E731
         if e.is_number:
-            return self._append(_Node(_CONST, data=e))
+            return self._append(_Node(_CONST, data=self.constant(e)))
         if e.is_Symbol:
             raise Unavailable(f"f uses {e}, which is not one of its inputs")
         if isinstance(e, (sympy.Add, sympy.Mul)):
@@ -270,25 +282,26 @@ class _Compiler:
                 e, sympy.Add) else sympy.Mul(*[a for a in e.args if a.is_number])
             kind = _ADD if isinstance(e, sympy.Add) else _MUL
             return self._append(_Node(kind, tuple(ref(a) for a in e.args if not a.is_number),
-                                      const))
+                                      self.constant(const)))
         if isinstance(e, sympy.Piecewise):
             branches, conds = [], []
             for value, cond in e.args:
                 branches.append(ref(value) if not value.is_number else self._append(
-                    _Node(_CONST, data=value)))
+                    _Node(_CONST, data=self.constant(value))))
                 conds.append(_condition(cond, ref))
             return self._append(_Node(_PIECE, tuple(branches), tuple(conds), label))
         if isinstance(e, sympy.Abs):
             return self._append(_Node(_ABS, (ref(e.args[0]),), None, label))
         if isinstance(e, (sympy.Max, sympy.Min)):
-            args = tuple(ref(a) if not a.is_number else self._append(_Node(_CONST, data=a))
-                         for a in e.args)
+            args = tuple(ref(a) if not a.is_number else self._append(
+                _Node(_CONST, data=self.constant(a))) for a in e.args)
             return self._append(_Node(_MAX if isinstance(e, sympy.Max) else _MIN, args, None,
                                       label))
         if isinstance(e, (sympy.sign, sympy.Heaviside)):
             at_zero = sympy.Integer(0) if isinstance(e, sympy.sign) else (
                 e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2))
-            return self._append(_Node(_STEP, (ref(e.args[0]),), (type(e), at_zero), label))
+            return self._append(_Node(_STEP, (ref(e.args[0]),), (type(e), self.constant(at_zero)),
+                                      label))
         args = [a if a.is_number else ref(a) for a in e.args]
         return self._append(_Node(_FN, tuple(a for a in args if isinstance(a, int)),
                                   _local(e.func, args)))
@@ -420,7 +433,7 @@ class _Sweep:
     choices: dict  # switch node -> its weights on its args (branch selection or slope)
     sides: dict  # node id -> the sign used for it when deciding a switch
     ties: dict  # max/min node -> positions of the arguments that attain it
-    consts: dict  # SymPy constant -> mpf at this precision
+    consts: list  # the graph's constants as mpf at this precision
 
 
 def _evaluate(graph, z, forced):
@@ -428,18 +441,18 @@ def _evaluate(graph, z, forced):
     node id -> the sign (-1, 0, 1) of a node that decides a switch; ('tie', max/min node) ->
     the positions of its arguments that attain it."""
     values = [None] * len(graph.nodes)
-    sweep = _Sweep(values, {}, {}, {}, {})
-    const = sweep.consts
+    const = [_constant(c) for c in graph.constants]
+    sweep = _Sweep(values, {}, {}, {}, const)
     for i, node in enumerate(graph.nodes):
         kind = node.kind
         if kind == _INPUT:
             v = z[node.data]
         elif kind == _CONST:
-            v = _cached(const, node.data)
+            v = const[node.data]
         elif kind == _ADD:
-            v = _cached(const, node.data) + mpmath.fsum(values[a] for a in node.args)
+            v = const[node.data] + mpmath.fsum(values[a] for a in node.args)
         elif kind == _MUL:
-            v = _cached(const, node.data)
+            v = const[node.data]
             for a in node.args:
                 v = v * values[a]
         elif kind == _FN:
@@ -448,13 +461,6 @@ def _evaluate(graph, z, forced):
             v, sweep.choices[i] = _choose(i, node, sweep, forced)
         values[i] = v
     return sweep
-
-
-def _cached(const, c):
-    v = const.get(c)
-    if v is None:
-        v = const[c] = _constant(c)
-    return v
 
 
 def _choose(i, node, sweep, forced):
@@ -476,7 +482,7 @@ def _choose(i, node, sweep, forced):
             return nan
         if func is sympy.sign:
             return mpmath.mpf(s), (mpmath.mpf(0),)
-        step = mpmath.mpf(1) if s > 0 else _cached(sweep.consts, at_zero) if s == 0 else 0
+        step = mpmath.mpf(1) if s > 0 else sweep.consts[at_zero] if s == 0 else 0
         return mpmath.mpf(step), (mpmath.mpf(0),)
     if kind in (_MAX, _MIN):
         vals = [values[a] for a in args]
@@ -520,7 +526,7 @@ def _partials(graph, sweep, order):
 
 
 def _product_partials(node, values, consts, order):
-    c = _cached(consts, node.data)
+    c = consts[node.data]
     vals = [values[a] for a in node.args]
     n = len(vals)
     first = []
@@ -543,8 +549,8 @@ def _product_partials(node, values, consts, order):
     return tuple(first), tuple(tuple(r) for r in second)
 
 
-def _gradient(graph, first, n):
-    """Reverse sweep: d output / d input for the n inputs."""
+def _adjoints(graph, first, n):
+    """Reverse sweep: d output / d node for every node (the first n are the gradient)."""
     adjoint = [mpmath.mpf(0)] * len(graph.nodes)
     adjoint[graph.output] = mpmath.mpf(1)
     for i in range(graph.output, n - 1, -1):
@@ -554,65 +560,84 @@ def _gradient(graph, first, n):
             continue
         for k, j in enumerate(graph.nodes[i].args):
             adjoint[j] += a * p[k]
-    return adjoint[:n]
+    return adjoint
 
 
-def _hessian_row(graph, first, second, n, s):
-    """Forward-over-reverse along input s: row s of the Hessian (and the gradient)."""
+def _hessian_row(graph, first, second, n, s, adjoint):
+    """Forward-over-reverse along input s: row s of the Hessian, given the adjoints. Only the
+    nodes that depend on input s carry a tangent (the others' is exactly zero, not 0 * inf),
+    and only their ancestors an adjoint tangent: the cost is that of s's cone, not the graph."""
     nodes = graph.nodes
-    zero = mpmath.mpf(0)
-    tangent = [zero] * len(nodes)
-    tangent[s] = mpmath.mpf(1)
+    tangent = {s: mpmath.mpf(1)}
     for i in range(n, graph.output + 1):
         p = first[i]
-        if p is not None:
-            tangent[i] = mpmath.fsum(p[k] * tangent[j] for k, j in enumerate(nodes[i].args))
-    adjoint = [zero] * len(nodes)
-    dadjoint = [zero] * len(nodes)
-    adjoint[graph.output] = mpmath.mpf(1)
+        if p is None:
+            continue
+        acc = None
+        for k, j in enumerate(nodes[i].args):
+            t = tangent.get(j)
+            if t is not None:
+                acc = p[k] * t if acc is None else acc + p[k] * t
+        if acc is not None:
+            tangent[i] = acc
+    dadjoint = {}
     for i in range(graph.output, n - 1, -1):
         p = first[i]
         if p is None:
             continue
-        a, da = adjoint[i], dadjoint[i]
-        args = nodes[i].args
+        da = dadjoint.get(i)
         q = second[i]
-        for k, j in enumerate(args):
-            adjoint[j] += a * p[k]
-            extra = da * p[k]
-            if q is not None:
-                extra += a * mpmath.fsum(q[k][m] * tangent[args[m]] for m in range(len(args)))
-            dadjoint[j] += extra
-    return dadjoint[:n]
+        args = nodes[i].args
+        if q is not None and i in tangent:
+            a = adjoint[i]
+            for k, j in enumerate(args):
+                curvature = None
+                for m, jm in enumerate(args):
+                    t = tangent.get(jm)
+                    if t is not None:
+                        term = q[k][m] * t
+                        curvature = term if curvature is None else curvature + term
+                extra = None if curvature is None else a * curvature
+                if da is not None:
+                    extra = da * p[k] if extra is None else extra + da * p[k]
+                if extra is not None:
+                    dadjoint[j] = dadjoint[j] + extra if j in dadjoint else extra
+        elif da is not None:
+            for k, j in enumerate(args):
+                dadjoint[j] = dadjoint[j] + da * p[k] if j in dadjoint else da * p[k]
+    zero = mpmath.mpf(0)
+    return [dadjoint.get(j, zero) for j in range(n)]
 
 
-def _derivatives(graph, z, forced, order):
-    """(gradient, Hessian or None, value) at z under forced switch signs, in mpf."""
+def _derivatives(graph, z, forced, order, sweep=None):
+    """(gradient, Hessian or None, sweep, partials) at z under forced switch decisions, in
+    mpf; `sweep`, when given, is z's evaluation under the same decisions."""
     n = len(graph.names)
-    sweep = _evaluate(graph, z, forced)
+    if sweep is None:
+        sweep = _evaluate(graph, z, forced)
     first, second = _partials(graph, sweep, order)
-    grad = _gradient(graph, first, n)
+    adjoint = _adjoints(graph, first, n)
     hess = None
     if order == 2:
-        hess = [_hessian_row(graph, first, second, n, s) for s in range(n)]
-    return grad, hess, sweep
+        hess = [_hessian_row(graph, first, second, n, s, adjoint) for s in range(n)]
+    return adjoint[:n], hess, sweep, (first, second)
 
 
-def _magnitudes(graph, z, forced, order):
+def _magnitudes(graph, partials, order):
     """The chain rule run on absolute values (|local partials|, |adjoints|): per entry, the
     size of the terms whose sum is the derivative. A method that sums those terms in float64
     is exact to a few ulps of this, not of the (possibly cancelled) derivative itself."""
     n = len(graph.names)
-    first, second = _partials(graph, _evaluate(graph, z, forced), order)
+    first, second = partials
     first = [None if p is None else tuple(abs(v) for v in p) for p in first]
     second = [None if q is None else tuple(tuple(abs(v) for v in row) for row in q)
               for q in second]
-    grad = np.array([float(v) for v in _gradient(graph, first, n)])
+    adjoint = _adjoints(graph, first, n)
     hess = None
     if order == 2:
-        hess = np.array([[float(v) for v in _hessian_row(graph, first, second, n, s)]
+        hess = np.array([[float(v) for v in _hessian_row(graph, first, second, n, s, adjoint)]
                          for s in range(n)])
-    return grad, hess
+    return np.array([float(v) for v in adjoint[:n]]), hess
 
 
 # ---- the reference: two precisions, exact switches, one-sided derivatives, limits ----
@@ -751,10 +776,12 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
     derivs = {}
     for dps in (low_dps, high_dps):
         with mpmath.workdps(dps):
-            derivs[dps] = _derivatives(graph, runs[dps][0], forced, order)
+            # the decisions at the point are the raw ones unless some switch is at zero
+            derivs[dps] = _derivatives(graph, runs[dps][0], forced, order,
+                                       None if zero else runs[dps][1])
     grad, gerr, gdigits = _combine(derivs[low_dps][0], derivs[high_dps][0])
     with mpmath.workdps(low_dps):
-        magnitude, hmagnitude = _magnitudes(graph, runs[low_dps][0], forced, order)
+        magnitude, hmagnitude = _magnitudes(graph, derivs[low_dps][3], order)
     status = ["exact"] * n
     notes = []
     hess = herr = None
@@ -860,7 +887,7 @@ def _one_sided(graph, point, forced, zero, order, precisions):
             jump = False
             for direction in (-1, 1):
                 side_forced = _side_signs(graph, z, forced, zero, s, direction, dps)
-                grad, hess, sweep = _derivatives(graph, z, side_forced, order)
+                grad, hess, sweep, _ = _derivatives(graph, z, side_forced, order)
                 value = sweep.values[graph.output]
                 if not (value == base or abs(value - base) <= 10 ** (-dps // 2) * (1 + abs(base))):
                     jump = True
@@ -956,8 +983,10 @@ def _samples(graph, z, direction, powers, order, rows):
             moved = [x + t * d for x, d in zip(z, direction)]
             sweep = _evaluate(graph, moved, {})
             first, second = _partials(graph, sweep, order)
-            grad = _gradient(graph, first, n)
-            hess = [_hessian_row(graph, first, second, n, s) for s in rows] if order == 2 else []
+            adjoint = _adjoints(graph, first, n)
+            grad = adjoint[:n]
+            hess = ([_hessian_row(graph, first, second, n, s, adjoint) for s in rows]
+                    if order == 2 else [])
             out[side, power] = (grad, hess, sweep.values[graph.output])
     return out
 
