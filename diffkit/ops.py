@@ -196,7 +196,18 @@ def _sympy_reduce(fn):
     return reduce
 
 
-_sympy_max = np.frompyfunc(sympy.Max, 2, 1).reduce
+_sympy_max_pair = np.frompyfunc(sympy.Max, 2, 1)
+
+
+def _sympy_max(x, axis=None, keepdims=False):
+    """Max over the axes of an object array: NumPy reduces a Python ufunc over one axis at a
+    time only, and Max is associative, so one axis after another gives the same."""
+    x = np.asarray(x, dtype=object)
+    axes = range(x.ndim) if axis is None else np.atleast_1d(axis) % builtins.max(x.ndim, 1)
+    axes = tuple(int(a) for a in axes)
+    for a in axes:
+        x = _sympy_max_pair.reduce(x, axis=a, keepdims=True)
+    return x if keepdims else np.squeeze(x, axis=axes)
 _sympy_exp = np.frompyfunc(sympy.exp, 1, 1)
 _sympy_log = np.frompyfunc(sympy.log, 1, 1)
 
@@ -540,7 +551,7 @@ mean = Primitive(
     scalar=_identity_scalar,
 )
 max = Primitive(
-    "max", _max_np, _sympy_reduce(_sympy_max), elementwise=False,
+    "max", _max_np, _sympy_max, elementwise=False,
     vjp=[
         lambda g, ans, x, axis=None, keepdims=False: _unreduce(g, x, axis, keepdims)
         * _max_share(x, ans, axis, keepdims)

@@ -187,3 +187,15 @@ def test_piecewise_primitives_branch_on_the_real_part_of_complex_input():
     refusing = dk.primitive(lambda x: np.maximum(x, 0), name="my_relu", analytic=False)
     with pytest.raises(dk.NotAnalyticError, match="my_relu is not analytic"):
         refusing(1.0 + h * 1j)
+
+
+@pytest.mark.parametrize("axis", [None, (0, 1), 1, -2])
+def test_max_of_a_sympy_array_over_any_axes(axis):
+    entries = sympy.symbols("a:6", real=True)
+    a = np.array(entries, dtype=object).reshape(2, 3)
+    by_rows = [sympy.Max(*entries[:3]), sympy.Max(*entries[3:])]
+    expected = {None: sympy.Max(*entries), (0, 1): sympy.Max(*entries), 1: by_rows,
+                -2: [sympy.Max(entries[k], entries[k + 3]) for k in range(3)]}[axis]
+    assert np.array(dk.max(a, axis=axis)).tolist() == expected
+    assert np.shape(dk.max(a, axis=axis, keepdims=True)) == np.shape(np.max(np.ones((2, 3)),
+                                                                        axis=axis, keepdims=True))
