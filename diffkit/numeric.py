@@ -26,8 +26,9 @@ where (if f itself is not finite at the point every element is nan and `applicab
 
 The complex step (h = 1e-20) has a step error of order h**2 f''' / f'. Re f(x + ih) =
 f(x) - h**2 f'' / 2 + ... measures it: where Re f(x + ih) differs from f(x) by more than 1e-13
-(a pole or branch point within about 1e-13 / h of x: 1 / x at 1e-100) the complex step does not
-apply; otherwise its estimate is 4 eps |value| plus the step error so measured. The complex-step
+of |f|, beyond rounding and an ordinary curvature (a pole or branch point within about
+3e6 h of x: 1 / x at 1e-100), the complex step does not apply; otherwise its estimate is
+4 eps |value| plus the step error so measured. The complex-step
 Hessian takes central differences of complex steps by the two-step rule above.
 Estimates assume f is computed to a few ulps of max|f| over the steps (and of |x f'|).
 """
