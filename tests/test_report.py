@@ -116,6 +116,10 @@ def test_quick_report_runs_end_to_end(tmp_path):
             assert f"({png})" in index
     agreement = json.loads((out / "agreement.json").read_text())
     assert agreement["all_agree"] is True
+    edges = agreement["edges"]  # quick: the input at 0, exact kinks for the relu chains
+    assert edges["comparisons"] == len(edges["points"]) > 0
+    assert sum(p["agree"] for p in edges["points"]) == edges["agreed"] == edges["comparisons"]
+    assert any(p["status"]["kink"] for p in edges["points"])
     for case in agreement["cases"]:
         assert set(case) >= {"name", "point", "methods", "agree"}
         for method in case["methods"].values():

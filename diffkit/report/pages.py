@@ -53,8 +53,12 @@ def headline(name: str, result: dict) -> str:
         bad = [c["name"] for c in every if not c["agree"]]
         verdict = "all methods agree" if not bad else f"DISAGREEMENT on {', '.join(bad)}"
         points = sum(c["points"] for c in every)
+        edges = result["edges"]
+        wrong = sorted({d["case"] for d in edges["disagreements"]})
         return (f"{len(result['cases'])} cases x {len(result['methods'])} methods at "
-                f"{points} points in all: {verdict}")
+                f"{points} points in all: {verdict}; edge points: {edges['agreed']} of "
+                f"{edges['comparisons']} agree"
+                + (f" (DISAGREEMENT on {', '.join(wrong)})" if wrong else ""))
     if name == "vanishing":
         relu = result["activations"]["relu"]
         sigmoid = result["activations"]["sigmoid"]
@@ -80,32 +84,36 @@ def _seconds(value) -> str:
 
 def _agreement(r):
     cases = r["cases"]
+    catalog = [c for c in cases if c["name"] not in r["deep_chains"]]
+    deep = [c for c in cases if c["name"] in r["deep_chains"]]
     comparisons = sum(c["points"] for c in cases)
     bad = [c["name"] for c in cases if not c["agree"]]
     fallback = [c["name"] for c in cases if c["references"] != ["symbolic"]]
     paragraph = [
-        f"{len(cases)} cases of the catalog x {len(r['methods'])} methods, each at the case's "
-        f"default point and at {_count(r['random_points'], 'random point')}: "
-        f"{comparisons} comparisons by `diffkit.compare`. Random points are drawn "
-        "uniformly from the case's domain with numpy's default_rng seeded by the case's "
-        "name, and kept only when every switch (the input of relu, leaky_relu, elu, abs) is "
-        f"at least {r['kink_margin']} away from its kink and every intermediate value stays "
-        "below 1e6, so that no finite difference straddles a kink.",
+        f"{_count(len(catalog), 'case')} of the catalog x {len(r['methods'])} methods, each at "
+        f"the case's default point and at {_count(r['random_points'], 'random point')}"
+        + (f", and the deep chains {', '.join(c['name'] for c in deep)} at the article's point"
+           + (f" and {_count(r['deep_random_points'], 'random point')}"
+              if r["deep_random_points"] else "") if deep else "")
+        + f": {comparisons} comparisons by `diffkit.compare`. Chains are at the article's "
+        f"depth {r['chain_depth']}. Random points are drawn uniformly from the case's domain "
+        "with numpy's default_rng seeded by the case's name, and kept only when every switch "
+        "(the input of relu, leaky_relu, elu, abs) is at least "
+        f"{r['kink_margin']} away from its kink and every intermediate value stays below 1e6, "
+        "so that no finite difference straddles a kink. The edge points below go where these "
+        "random points do not.",
         "",
         "**Verdict: " + ("every method agrees on every case at every point.**" if not bad else
                          f"the methods DISAGREE on {', '.join(bad)}.**"),
         "",
-        "Errors are measured against the high-precision symbolic reference (SymPy, evaluated "
-        "exactly and rounded at 30 digits)"
-        + (f"; where SymPy gave up ({', '.join(fallback)}), against the complex step or "
-           "central differences, as the notes say." if fallback else "."),
-        "",
-        f"Chains are compared at depth {r['chain_depth']} at every point: SymPy's derivative "
-        "of a chain swells with depth (see the swell study), and at the article's depth "
-        f"{r['article_depth']} its exact evaluation takes longer than compare's time limit "
-        "for some activations, and whether it finishes would depend on the machine. The "
-        "vanishing study checks the depth-10 chains instead: reverse mode against the closed "
-        "form over every initialisation."
+        "Each method is measured against diffkit's reference: the local derivative of every "
+        "primitive application from SymPy, accumulated along the traced graph in mpmath at two "
+        "precisions; the digits both precisions share are the digits proven (the table's "
+        f"`digits`: the fewest over the points, {r['reference_digits']}+ when at least "
+        f"{r['reference_digits']}). A method is blamed only when it is farther from the "
+        "reference than its tolerance plus the reference's own error bound"
+        + (f"; where there was no reference ({', '.join(fallback)}), the consensus of the "
+           "other methods decided, as the notes say." if fallback else "."),
     ]
     expected_rows = [
         [e["name"], e["expected_value"], e["value"], _vector(e["expected_gradient"]),
@@ -140,10 +148,11 @@ def _agreement(r):
         "Gradient: " + ", ".join(f"dh3/d{k} = {number(v)}" for k, v in xor["gradient"].items())
         + ".",
         "", "## Every case, every method", "",
-        "Largest relative error over the points, per method (n/a: the method does not apply, "
-        "e.g. the complex step through relu, which is not analytic):", "",
+        "Largest relative error over the points, per method (symbolic: the reference itself; "
+        "n/a: the method did not apply at any point, its note says why):", "",
         agreement_table(r),
     ]
+    sections += _large_relative_errors(cases)
     notes = []
     for c in cases:
         for m, entry in c["methods"].items():
@@ -151,13 +160,119 @@ def _agreement(r):
                 notes.append(f"- {c['name']}, {m}: {note}")
     if notes:
         sections += ["", "Notes:", "", *notes]
+    sections += ["", *_edges(r["edges"], r["reference_digits"], r["parameters"]["quick"])]
     timing = [
         f"{r['timing']['seconds']:.1f} s in {r['timing']['workers']} worker(s); summed over "
         "comparisons, by method:", "",
         markdown_table(["method", "seconds"],
                        [[m, _seconds(s)] for m, s in r["timing"]["method_seconds"].items()]),
     ]
+    slowest = r["timing"].get("slowest")
+    if slowest:
+        timing += ["", f"Slowest comparison: {slowest['case']}, "
+                   f"{_seconds(slowest['seconds'])} (all methods)."]
     return sections, timing
+
+
+# A relative error this large on a method that agrees needs a word: which entry, how small.
+_LARGE_RELATIVE = 1e-3
+
+
+def _large_relative_errors(cases):
+    """A paragraph on agreeing methods whose relative error is large: the smallest reference
+    entry and the largest absolute error show why (the entry vanishes)."""
+    found = []
+    for c in cases:
+        methods = [m for m, x in c["methods"].items() if x["applicable"] and x["agree"]
+                   and (x["max_rel_error"] or 0) >= _LARGE_RELATIVE]
+        entries = [abs(g) for e in c["evaluations"] for g in e["reference_gradient"]
+                   if g is not None and g != 0]
+        if methods and entries:
+            worst = max(c["methods"][m]["max_abs_error"] or 0 for m in methods)
+            found.append(f"{c['name']} ({', '.join(methods)}: smallest reference entry "
+                         f"{number(min(entries), 2)}, largest absolute error {number(worst, 2)})")
+    if not found:
+        return []
+    return ["", f"A relative error of {number(_LARGE_RELATIVE)} or more where the method agrees "
+            "is measured on an entry that all but vanishes (a vanishing gradient); the "
+            "absolute error shows how little is at stake: " + "; ".join(found) + "."]
+
+
+def _edges(e, digits, quick):
+    """The edge-point section: the rules, the plain count, what disagreed and why, and one row
+    per comparison."""
+    count, agreed = e["comparisons"], e["agreed"]
+    lines = [
+        "## Edge points", "",
+        "Points chosen by rule, not by outcome, for every case of the catalog and for the "
+        "single-unit chains chain_<activation>_1: exact kinks, tails, the power's base at 0 "
+        "and the logistic map's interval ends"
+        + (" (quick mode: only the first rule below, on the catalog's cases)" if quick else "")
+        + ". No case applies log, sqrt or a fractional "
+        "power, and the one division (sigmoid_neuron's 1/(1+exp(-z))) never reaches 0, so "
+        "the logistic map's interval [0, 1] is the only domain with an edge. The rules:", "",
+        *[f"- `{rule}`: {text}" for rule, text in e["rules"].items()],
+        "",
+    ]
+    if count == 0:
+        return lines + ["No edge point was compared (none of the selected cases has one)."]
+    verdict = (f"all {count} agree" if agreed == count else
+               f"{count - agreed} DISAGREE")
+    lines += [f"**{agreed} of {count} edge comparisons agree ({verdict}).**", ""]
+    if e["disagreements"]:
+        lines += ["The comparisons that disagree, and why:", ""]
+        lines += [f"- {d['case']} at `{d['rule']}` {_point(d['point'])}: {d['reason']}"
+                  for d in e["disagreements"]]
+        lines.append("")
+    if e["not_finite"]:
+        lines += ["f itself is not finite (inf or nan in float64) at these edge points; their "
+                  "verdicts are in the table like any other:", ""]
+        lines += [f"- {d['case']} at `{d['rule']}` {_point(d['point'])}"
+                  for d in e["not_finite"]]
+    else:
+        lines.append("f is finite at every edge point.")
+    status = ", ".join(f"{n} {s}" for s, n in e["status"].items())
+    na = [f"{m} at {_count(n, 'point')}" for m, n in e["not_applicable"].items() if n]
+    blamed = [f"{m} at {_count(n, 'point')}" for m, n in e["blamed"].items() if n]
+    lines += [
+        "",
+        f"- Gradient entries over all edge comparisons: {status}. "
+        f"{_count(e['kinks'], 'comparison')} had a switch exactly at its switching point "
+        "(the reference then takes the one-sided derivatives; where they differ the entry is a "
+        "kink and any value between them is right).",
+        f"- Reference: symbolic at {e['references']['symbolic']}, the consensus of the methods "
+        f"at {e['references']['consensus']}.",
+        "- Methods that did not apply: " + ("; ".join(na) if na else "none") + ".",
+        "- Methods blamed (proven wrong on some entry): "
+        + ("; ".join(blamed) if blamed else "none") + ".",
+        "",
+        "One row per edge comparison (entries: how each gradient entry was judged; n/a: the "
+        "method did not apply, with its note):", "",
+        markdown_table(
+            ["case", "rule", "f", "verdict", "reference", "entries", "n/a", "blamed"],
+            [_edge_row(p, digits) for p in e["points"]],
+        ),
+    ]
+    return lines
+
+
+def _edge_row(p, digits):
+    methods = p["methods"]
+    na = "; ".join(f"{m}: {x['note'] or 'no reason given'}" for m, x in methods.items()
+                   if not x["applicable"])
+    blamed = "; ".join(f"{m} in d/d({', '.join(x['wrong'])})" for m, x in methods.items()
+                       if x["wrong"])
+    source = p["reference"]
+    if p["digits"] is not None:
+        source += f", {digits}+ digits" if p["digits"] >= digits else f", {p['digits']:.0f} digits"
+    return [p["case"], p["rule"], "not finite" if not p["finite"] else number(p["value"]),
+            "agree" if p["agree"] else "DISAGREE", source,
+            ", ".join(f"{n} {s}" for s, n in p["status"].items() if n), na or "-",
+            blamed or "none"]
+
+
+def _point(values) -> str:
+    return "(" + ", ".join(number(v) for v in values) + ")"
 
 
 def _vector(values) -> str:

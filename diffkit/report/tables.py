@@ -44,29 +44,37 @@ def markdown_table(headers, rows, digits: int = 4) -> str:
 
 
 def agreement_table(result) -> str:
-    """One row per case: its verdict and, per method, the max relative error over the points.
+    """One row per case: its points, the reference's digits proven (fewest over the points),
+    per method the max relative error over the points, and the verdict.
 
     Example:
-        >>> row = {"name": "c", "points": 2, "methods": {"reverse": {"max_rel_error": 0.0,
-        ...        "agree": True}}, "agree": True}
+        >>> row = {"name": "c", "points": 2, "digits": 30.0, "methods": {"reverse":
+        ...        {"max_rel_error": 0.0, "agree": True}}, "agree": True}
         >>> "| c " in agreement_table({"methods": ["reverse"], "cases": [row]})
         True
     """
     methods = result["methods"]
+    target = result.get("reference_digits", 30)
     rows = []
     for case in result["cases"]:
-        cells = [case["name"], case["points"]]
+        digits = case.get("digits")
+        shown = "n/a" if digits is None else (f"{target}+" if digits >= target else
+                                              f"{digits:.0f}")
+        cells = [case["name"], case["points"], shown]
         for method in methods:
             entry = case["methods"].get(method)
-            cells.append(_error_cell(entry))
+            cells.append(_error_cell(entry, case["points"]))
         cells.append("agree" if case["agree"] else "DISAGREE")
         rows.append(cells)
-    return markdown_table(["case", "points", *methods, "verdict"], rows, digits=2)
+    return markdown_table(["case", "points", "digits", *methods, "verdict"], rows, digits=2)
 
 
-def _error_cell(entry) -> str:
+def _error_cell(entry, points) -> str:
     if entry is None or entry.get("applicable") is False:
         return "n/a"
+    served = entry.get("reference_points")
+    if served is not None:  # the symbolic method is the reference, not measured against it
+        return "reference" if served == points else f"reference at {served} of {points}"
     text = number(entry.get("max_rel_error"), 2)
     return text if entry.get("agree", True) else f"**{text}** ✗"
 
