@@ -339,15 +339,22 @@ def _forward_batched(f, args, n, order):
 
 
 def _numerical(derivative, hessian, f, args, argnums, order):
+    """A numerical method's values; an element it cannot resolve is nan (scheme "none": not
+    applicable there, with the reason in the note), and the method is n/a only when no element
+    is resolved."""
     d = derivative(f, args, argnums)
-    if not d.applicable:
+    g = _flatten(d.value)
+    if not d.applicable and np.all(np.isnan(g)):
         raise _NotApplicable(d.reason)
     h = hspread = None
+    notes = [d.reason]
     if order == 2:
         hess = hessian(f, args, argnums)
         h = np.asarray(hess.value, dtype=float)
         hspread = np.asarray(hess.error, dtype=float)
-    return _Raw(_flatten(d.value), h, d.reason, _flatten(d.error), hspread)
+        notes.append(hess.reason)
+    return _Raw(g, h, "; ".join(n for n in dict.fromkeys(notes) if n), _flatten(d.error),
+                hspread)
 
 
 class _NotApplicable(Exception):

@@ -36,11 +36,12 @@ Estimates assume f is computed to a few ulps of max|f| over the steps (and of |x
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from diffkit.errors import DiffkitError, InputError, NotAnalyticError
+from diffkit.reverse import normalize_argnums
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)  # no error estimate is below the smallest normal float
@@ -103,7 +104,10 @@ class _Unavailable(Exception):
 
 @dataclass(frozen=True)
 class _Point:
-    """f with its selected arguments taken from one flat vector z (fresh copies on every call)."""
+    """f with its selected arguments taken from one flat vector z (fresh copies on every call).
+
+    `known` holds values of f prefetched in batches (see `prefetch`), keyed as `real` and
+    `_imaginary` are called; a key not there is evaluated on its own."""
 
     f: Callable
     args: tuple
@@ -111,6 +115,63 @@ class _Point:
     shapes: tuple
     python_scalar: tuple
     z: np.ndarray
+    known: dict = field(default_factory=dict, compare=False)
+
+    def broadcasts(self) -> bool:
+        """True when every argument of f is a float and f maps arrays of points to arrays of
+        values (each its value at that point, to a few ulps), as grammar expressions do."""
+        if "broadcasts" not in self.known:
+            self.known["broadcasts"] = self._check_broadcast()
+        return self.known["broadcasts"]
+
+    def _check_broadcast(self) -> bool:
+        if not all(type(a) in (float, int) for a in self.args):
+            return False
+        try:
+            single = _scalar(self(self.z.copy()))
+            batch = self._batch(np.stack([self.z, self.z]))
+        except Exception:
+            return False
+        if batch is None or not math.isfinite(single):
+            return False
+        return bool(np.all(np.abs(batch - single) <= 8 * EPS * abs(single)))
+
+    def _batch(self, zs: np.ndarray):
+        """f at each row of zs in one call, or None when f does not return one value a row."""
+        full = list(self.args)
+        for column, k in enumerate(self.argnums):
+            full[k] = zs[:, column]
+        out = self.f(*full)
+        if type(out) is not np.ndarray or out.shape != (len(zs),) or out.dtype.kind not in "fc":
+            return None
+        return out
+
+    def prefetch(self, keys: list, imaginary: bool = False, chunk: int = 20_000) -> None:
+        """Evaluate f at many moved points in a few calls when f broadcasts. A key is a tuple
+        of (m, h) moves (`real`), or (m, h, moves) for f(z + moves + i h e_m) (`_imaginary`)."""
+        keys = [k for k in keys if (imaginary, k) not in self.known]
+        if not keys or not self.broadcasts():
+            return
+        for start in range(0, len(keys), chunk):
+            part = keys[start:start + chunk]
+            zs = np.repeat(self.z[None, :].astype(complex if imaginary else float), len(part),
+                           axis=0)
+            for row, key in enumerate(part):
+                moves = key[2] if imaginary else key
+                for m, h in moves:
+                    zs[row, m] += h
+                if imaginary:
+                    zs[row, key[0]] = complex(zs[row, key[0]].real, key[1])
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = self._batch(zs)
+            except Exception:
+                return
+            if out is None or (imaginary and out.dtype.kind != "c"):
+                return
+            for key, value in zip(part, out.tolist(), strict=True):
+                self.known[imaginary, key] = value
 
     def __call__(self, z: np.ndarray):
         full = list(self.args)
@@ -123,6 +184,9 @@ class _Point:
 
     def real(self, *moves: tuple) -> float:
         """f with element m moved by h for each (m, h); nan where f leaves its domain."""
+        known = self.known.get((False, moves))
+        if known is not None:
+            return known if math.isfinite(known) else math.nan
         moved = self.z.copy()
         for m, h in moves:
             moved[m] += h
@@ -178,15 +242,7 @@ def _point(f, args, argnums) -> _Point:
         raise InputError(f"f must be callable; got {type(f).__name__}")
     if not isinstance(args, (tuple, list)):
         raise InputError("args must be a tuple of positional arguments, e.g. (x,) or (x, y)")
-    nums = (argnums,) if isinstance(argnums, int) else argnums
-    if (not isinstance(nums, tuple) or not nums
-            or any(isinstance(k, bool) or not isinstance(k, int) for k in nums)):
-        raise InputError(f"argnums must be an int or a non-empty tuple of ints; got {argnums!r}")
-    if any(not -len(args) <= k < len(args) for k in nums):
-        raise InputError(f"argnums {argnums!r} is out of range for {len(args)} argument(s)")
-    nums = tuple(k % len(args) for k in nums)
-    if len(set(nums)) != len(nums):
-        raise InputError(f"argnums {argnums!r} repeats an argument; name each one once")
+    nums = normalize_argnums(argnums, len(args), distinct=True)
     arrays = [_argument(k, args[k]) for k in nums]
     return _Point(f, tuple(args), nums, tuple(a.shape for a in arrays),
                   tuple(not isinstance(args[k], np.ndarray) for k in nums),
@@ -508,13 +564,38 @@ def central_difference(f: Callable, args, argnums=0, richardson=True) -> Numeric
         True
     """
     point = _point(f, args, argnums)
+    point.prefetch(_central_keys(point, richardson))
     return _each_element(point, lambda m, x, f0: _central(point, m, x, f0, richardson),
                          "central, Richardson" if richardson else "central")
+
+
+def _central_keys(point: _Point, richardson: bool) -> list:
+    """The moves of the standard steps `_central` takes first, for every element."""
+    keys = []
+    base = EPS ** (1 / 3)
+    for m, x in enumerate(point.z.tolist()):
+        scale = max(1.0, abs(x))
+        if richardson:
+            top = base * 2 ** (LEVELS - 1)
+            smallest = _smallest((x,), (scale,))
+            factors = [t for t in (top / 2**k for k in range(LEVELS)) if t >= smallest]
+        else:
+            factors = [base, 2 * base]
+        for t in factors:
+            h = _exact_step(x, t * scale)
+            if h != 0:
+                keys += [((m, h),), ((m, -h),)]
+    return keys
 
 
 def _imaginary(point: _Point, m: int, x: float, h: float, moves: tuple = ()) -> complex:
     """f(z + i h e_m), with element k first moved by d for each (k, d) in moves (nan where f
     leaves its domain); raises _Unavailable when f shows it is not analytic."""
+    known = point.known.get((True, (m, h, moves)))
+    if known is not None and not moves and x != point.z[m]:
+        known = None  # keyed by the point's own x_m
+    if known is not None:
+        return complex(known)
     z = point.z.astype(complex)
     for k, d in moves:
         z[k] += d
@@ -592,6 +673,7 @@ def complex_step(f: Callable, args, argnums=0, h=1e-20) -> NumericDerivative:
         return _Estimate(value, error, float(h), "complex step")
 
     point = _point(f, args, argnums)
+    point.prefetch([(m, float(h), ()) for m in range(point.z.size)], imaginary=True)
     return _each_element(point, rule, "complex step")
 
 
@@ -643,6 +725,20 @@ def _pair(point: _Point, i: int, j: int) -> str:
             f"({float(point.z[i]):.6g}, {float(point.z[j]):.6g})")
 
 
+def _second_difference_keys(point: _Point, base: float) -> list:
+    """The moves of the steps base and 2 base that `hessian` takes first, for every entry."""
+    xs = point.z.tolist()
+    keys = []
+    for t in (base, 2 * base):
+        steps = [_exact_step(x, t * max(1.0, abs(x))) for x in xs]
+        for i, hi in enumerate(steps):
+            keys += [((i, hi),), ((i, -hi),)]
+            for j in range(i):
+                hj = steps[j]
+                keys += [((i, a * hi), (j, b * hj)) for a in (1, -1) for b in (1, -1)]
+    return keys
+
+
 def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessian:
     """Central differences of complex-step first derivatives (the hybrid of Lai & Crassidis):
     H_jk = (D_j(x + d e_k) - D_j(x - d e_k)) / (2 d), D_j = Im f(x + i h e_j) / h, with the
@@ -660,6 +756,12 @@ def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessia
     n = point.z.size
     base = EPS ** (1 / 3)
     steps = np.array([_exact_step(float(x), base * max(1.0, abs(float(x)))) for x in point.z])
+    keys = [(j, h, ()) for j in range(n)]
+    for k, x in enumerate(point.z.tolist()):
+        for t in (base, 2 * base):
+            d = _exact_step(x, t * max(1.0, abs(x)))
+            keys += [(j, h, ((k, s * d),)) for j in range(n) for s in (1, -1)]
+    point.prefetch(keys, imaginary=True)
     value, error = np.full((n, n), math.nan), np.full((n, n), math.nan)
     scheme = np.full((n, n), "none", dtype=object)
     notes, relative = {}, np.zeros(n)
@@ -773,6 +875,7 @@ def hessian(f: Callable, args, argnums=0) -> NumericHessian:
     value, error = np.full((n, n), math.nan), np.full((n, n), math.nan)
     scheme = np.full((n, n), "none", dtype=object)
     steps = np.array([_exact_step(float(x), base * max(1.0, abs(float(x)))) for x in point.z])
+    point.prefetch(_second_difference_keys(point, base))
     notes = {}
     with np.errstate(all="ignore"):
         f0 = _scalar(point(point.z.copy()))

@@ -9,6 +9,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import diffkit as dk
 from diffkit.errors import InputError, NotAnalyticError
 from diffkit.numeric import (
     EPS,
@@ -565,3 +566,32 @@ def test_hessians_say_not_applicable_instead_of_a_number(f, x):
         result = method(f, (x,))
         assert result.applicable is False and result.scheme[0, 0] == "none"
         assert math.isnan(result.value[0, 0]) and "apply" in result.reason
+
+
+def _batched_and_one_by_one(method, text, point):
+    """method on a grammar expression (which broadcasts: batched) and on a wrapper that takes
+    floats only (one call per point), with the number of calls f took in each."""
+    f = dk.parse(text).function
+    calls = {"batched": 0, "single": 0}
+
+    def batched(*a):
+        calls["batched"] += 1
+        return f(*a)
+
+    def single(*a):
+        calls["single"] += 1
+        return f(*(complex(x) if np.iscomplexobj(x) else float(x) for x in a))
+
+    argnums = tuple(range(len(point)))
+    return method(batched, point, argnums), method(single, point, argnums), calls
+
+
+@pytest.mark.parametrize("method", [central_difference, complex_step, hessian,
+                                    complex_step_hessian])
+def test_a_broadcasting_function_is_evaluated_in_batches_with_the_same_result(method):
+    point = (0.3, -1.2, 2.5)
+    fast, slow, calls = _batched_and_one_by_one(
+        method, "sin(x*y) + exp(z)/(1 + y**2) + softplus(x - z)", point)
+    assert calls["batched"] <= 10 and calls["batched"] < calls["single"]
+    a, b = (np.concatenate([np.ravel(v) for v in np.atleast_1d(r.value)]) for r in (fast, slow))
+    assert np.allclose(a, b, rtol=1e-12, atol=1e-14)
