@@ -344,8 +344,8 @@ def _numerical(derivative, hessian, f, args, argnums, order):
     is resolved."""
     d = derivative(f, args, argnums)
     g = _flatten(d.value)
-    if not d.applicable and np.all(np.isnan(g)):
-        raise _NotApplicable(d.reason)
+    if np.all(np.isnan(g)):
+        raise _NotApplicable(d.reason or f"{d.method} resolves no derivative here")
     h = hspread = None
     notes = [d.reason]
     if order == 2:
