@@ -53,10 +53,7 @@ class _Let(Box):
                 for a in args]
         out = prim(*vals, **params)
         if isinstance(out, np.ndarray):
-            out = out.astype(object)
-            flat = out.reshape(-1)
-            for k in range(flat.size):
-                flat[k] = self._bind(flat[k], prim.name, renamed)
+            out = np.frompyfunc(lambda e: self._bind(e, prim.name, renamed), 1, 1)(out)
         else:
             out = self._bind(out, prim.name, renamed)
         return _Let(out, self.level, self.bindings)
