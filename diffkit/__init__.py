@@ -4,7 +4,14 @@ from diffkit.compare import Comparison, compare
 from diffkit.compile import Compiled, compile
 from diffkit.core import Primitive
 from diffkit.diagnose import Diagnosis, diagnose
-from diffkit.errors import DiffkitError, ExpressionError, InputError, NotAnalyticError, RuleError
+from diffkit.errors import (
+    DiffkitError,
+    ExpressionError,
+    InputError,
+    NotAnalyticError,
+    RuleError,
+    TracedValueError,
+)
 from diffkit.expression import Expression, parse
 from diffkit.extend import defjvp, defvjp, primitive
 from diffkit.forward import hvp, jacfwd, jvp
@@ -41,8 +48,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Comparison", "Compiled", "Diagnosis", "DiffkitError", "Expression", "ExpressionError",
-    "InputError", "NotAnalyticError", "Primitive", "RuleError", "compare", "compile", "defjvp",
-    "defvjp", "diagnose", "parse", "primitive",
+    "InputError", "NotAnalyticError", "Primitive", "RuleError", "TracedValueError", "compare",
+    "compile", "defjvp", "defvjp", "diagnose", "parse", "primitive",
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",

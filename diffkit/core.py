@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from diffkit.errors import DiffkitError, NotAnalyticError
+from diffkit.errors import NotAnalyticError, TracedValueError
 
 _levels = itertools.count(1)
 
@@ -279,10 +279,6 @@ def shape_of(x) -> tuple:
 
 
 _USE_DK = "use dk.exp, dk.log, dk.sqrt, ... (not math.*), or take the number outside the transform"
-
-
-class TracedValueError(DiffkitError, TypeError):
-    """A traced value handed to something that needs a plain number or cannot differentiate."""
 
 
 # ops and numpy_dispatch are built on this module; Box's methods look them up at call time.

@@ -18,4 +18,10 @@ class RuleError(DiffkitError):
 
 
 class NotAnalyticError(DiffkitError, TypeError):
-    """A primitive that is not analytic (abs, relu, ...) was given complex input (complex step)."""
+    """A primitive registered with analytic=False (no complex path) was given complex input:
+    the complex step does not apply to it. diffkit's own piecewise ops (abs, relu, ...) take
+    complex input by the sign of its real part, so the complex step applies away from kinks."""
+
+
+class TracedValueError(DiffkitError, TypeError):
+    """A traced value handed to something that needs a plain number or cannot differentiate."""

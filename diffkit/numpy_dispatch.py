@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from diffkit import ops
-from diffkit.core import Box, TracedValueError, primal, shape_of
+from diffkit.core import Box, primal, shape_of
+from diffkit.errors import TracedValueError
 
 
 def ufunc(box, ufunc, method, inputs, kwargs):
