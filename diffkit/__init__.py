@@ -14,7 +14,8 @@ from diffkit.errors import (
 )
 from diffkit.expression import Expression, parse
 from diffkit.extend import defjvp, defvjp, primitive
-from diffkit.forward import hvp, jacfwd, jvp
+from diffkit.forward import jacfwd, jvp
+from diffkit.mixed import hessian, hvp
 from diffkit.ops import (
     abs,
     cos,
@@ -42,7 +43,7 @@ from diffkit.ops import (
     transpose,
     where,
 )
-from diffkit.reverse import grad, hessian, jacobian, value_and_grad, vjp
+from diffkit.reverse import grad, jacobian, value_and_grad, vjp
 
 __version__ = "0.1.0"
 

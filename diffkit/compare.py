@@ -16,11 +16,12 @@ import numpy as np
 from tabulate import tabulate
 
 from diffkit import numeric, ops, reference
+from diffkit.arguments import check_input
 from diffkit.core import shape_of
 from diffkit.errors import InputError
 from diffkit.expression import Expression
 from diffkit.forward import jvp
-from diffkit.reverse import check_input, grad
+from diffkit.reverse import grad
 from diffkit.symbolic import flat_names
 from diffkit.tolerance import Tolerance
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffkit import ops
+from diffkit.arguments import normalize_argnums
+from diffkit.boxes import ArrayBox
 from diffkit.core import Box, Primitive, new_level
 from diffkit.errors import InputError
-from diffkit.reverse import normalize_argnums
 from diffkit.reverse import value_and_grad as engine_value_and_grad
 
 
@@ -62,7 +63,7 @@ class _Seen(float):
     __bool__ = lambda self: bool(self.symbol)
 
 
-class _Symbol(Box):
+class _Symbol(ArrayBox):
     """A name in the generated code; `concrete` is its value at the example arguments, `active`
     says whether it depends on a differentiated input, `boolean` that it holds a comparison."""
 

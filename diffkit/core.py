@@ -99,6 +99,14 @@ class Primitive:
         return out
 
 
+def on_numpy_scalars(rule, g, ans, vals, params):
+    """Apply a rule with its Python floats as NumPy scalars: where Python raises on 1/0.0 or
+    overflow, NumPy gives the inf or nan that diffkit reports."""
+    as_np = [np.float64(v) if type(v) is float else v for v in (g, ans, *vals)]
+    with np.errstate(all="ignore"):
+        return rule(*as_np, **(params or {}))
+
+
 def _is_complex(x) -> bool:
     kind = type(x)
     if kind is complex or kind is np.ndarray:
@@ -114,24 +122,15 @@ def is_symbolic(x) -> bool:
 
 
 class Box:
-    """A value under a transform (reverse tracer or forward dual) at one nesting level.
-
-    Operators and array attributes route through diffkit's primitives, so code written for
-    NumPy values runs unchanged on boxes.
-    """
+    """A value under a transform (reverse tracer, forward dual, ...) at one nesting level:
+    what Primitive dispatches to `apply`. Its arithmetic and NumPy's functions are in
+    boxes.ArrayBox, which every transform's value subclasses."""
 
     __slots__ = ()
     transform = "a diffkit transform"  # named in errors: which transform traced this value
 
     def apply(self, prim, args, params):
         raise NotImplementedError
-
-    # NumPy hands its functions of boxes here: see numpy_dispatch.py.
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return _numpy.ufunc(self, ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        return _numpy.function(func, args, kwargs)
 
     # float(), int(), complex() and indexing need a number: under a transform there is none.
     def __float__(self):
@@ -169,72 +168,6 @@ class Box:
 
     def __len__(self):
         return self.shape[0]
-
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.subtract(self, other)
-
-    def __rsub__(self, other):
-        return _ops.subtract(other, self)
-
-    def __mul__(self, other):
-        return _ops.multiply(self, other)
-
-    def __rmul__(self, other):
-        return _ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return _ops.divide(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.divide(other, self)
-
-    def __pow__(self, other):
-        return _ops.power(self, other)
-
-    def __rpow__(self, other):
-        return _ops.power(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __neg__(self):
-        return _ops.negative(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _ops.abs(self)
-
-    def __getitem__(self, index):
-        return _ops.take(self, index=index)
-
-    @property
-    def T(self):
-        return _ops.transpose(self)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
-        return _ops.reshape(self, shape=shape)
-
-    def sum(self, axis=None, keepdims=False):
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _ops.max(self, axis=axis, keepdims=keepdims)
 
     # Comparisons look at values only: their result is a constant, never differentiated.
     def __lt__(self, other):
@@ -279,8 +212,3 @@ def shape_of(x) -> tuple:
 
 
 _USE_DK = "use dk.exp, dk.log, dk.sqrt, ... (not math.*), or take the number outside the transform"
-
-
-# ops and numpy_dispatch are built on this module; Box's methods look them up at call time.
-from diffkit import numpy_dispatch as _numpy  # noqa: E402
-from diffkit import ops as _ops  # noqa: E402

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffkit import numeric
-from diffkit.core import Box, new_level
-from diffkit.reverse import check_input
+from diffkit.arguments import check_input
+from diffkit.boxes import ArrayBox
+from diffkit.core import new_level
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 RTOL = 1e-6
 
 
-class _Probe(Box):
+class _Probe(ArrayBox):
     """Records every primitive applied to it, with the user's file:line."""
 
     __slots__ = ("value", "level", "log")

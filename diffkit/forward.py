@@ -8,21 +8,20 @@ import math
 import numpy as np
 
 from diffkit import ops
-from diffkit.core import Box, new_level, primal, shape_of
-from diffkit.errors import InputError
-from diffkit.reverse import (
-    _as_output,
-    _many,
-    _positions,
+from diffkit.arguments import (
+    as_output,
     check_input,
-    grad,
-    on_numpy_scalars,
+    positions,
     rebuild,
+    several_argnums,
     stack,
 )
+from diffkit.boxes import ArrayBox
+from diffkit.core import Box, new_level, on_numpy_scalars, primal, shape_of
+from diffkit.errors import InputError
 
 
-class Dual(Box):
+class Dual(ArrayBox):
     """A primal value and its tangent, at one nesting level."""
 
     __slots__ = ("value", "tangent", "level")
@@ -95,9 +94,9 @@ def _split(out, level):
         pairs = [_split(o, level) for o in out]
         return rebuild(out, (p for p, _ in pairs)), rebuild(out, (t for _, t in pairs))
     if type(out) is Dual and out.level == level:
-        return _as_output(out.value), _as_output(out.tangent)
+        return as_output(out.value), as_output(out.tangent)
     value = primal(out)
-    return _as_output(out), (0.0 if np.ndim(value) == 0 else np.zeros(np.shape(value)))
+    return as_output(out), (0.0 if np.ndim(value) == 0 else np.zeros(np.shape(value)))
 
 
 def jacfwd(f, argnums=0):
@@ -113,8 +112,8 @@ def jacfwd(f, argnums=0):
         array([[2., 0.],
                [0., 2.]])
     """
-    resolve = _positions(argnums)
-    many = _many(argnums)
+    resolve = positions(argnums)
+    many = several_argnums(argnums)
 
     def jacfwd_f(*args, **kwargs):
         _, inputs, slots = resolve(len(args))
@@ -165,14 +164,3 @@ def _assemble(columns, in_shape, probe):
     rows = stack(columns, (len(columns),), out_shape)
     axes = (*range(1, len(out_shape) + 1), 0)
     return ops.reshape(ops.transpose(rows, axes=axes), shape=out_shape + in_shape)
-
-
-def hvp(f, primals, tangents):
-    """Return the Hessian-vector products H @ tangents of scalar f, forward-over-reverse.
-
-    Example:
-        >>> hvp(lambda x: x**3, (2.0,), (1.0,))
-        (12.0,)
-    """
-    argnums = tuple(range(len(primals)))
-    return jvp(lambda *xs: grad(f, argnums)(*xs), primals, tangents)[1]

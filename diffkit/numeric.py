@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diffkit.arguments import normalize_argnums
 from diffkit.errors import DiffkitError, InputError, NotAnalyticError
-from diffkit.reverse import normalize_argnums
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)  # no error estimate is below the smallest normal float

@@ -16,6 +16,7 @@ import numpy as np
 import sympy
 from sympy.core.parameters import evaluate as _unevaluated_flag
 
+from diffkit.boxes import ArrayBox
 from diffkit.core import Box, new_level, primal
 from diffkit.errors import InputError
 
@@ -33,7 +34,7 @@ class Unavailable(Exception):
 # ---- tracing: every primitive application becomes a binding t := sympy_impl(inputs) ----
 
 
-class _Let(Box):
+class _Let(ArrayBox):
     """A traced value: a SymPy symbol (or object array of them) bound in the graph's list."""
 
     __slots__ = ("value", "level", "bindings")

@@ -11,7 +11,16 @@ import types
 import numpy as np
 
 from diffkit import ops
-from diffkit.core import Box, new_level, primal, shape_of
+from diffkit.arguments import (
+    as_output,
+    check_input,
+    positions,
+    rebuild,
+    several_argnums,
+    stack,
+)
+from diffkit.boxes import ArrayBox
+from diffkit.core import Box, new_level, on_numpy_scalars, primal, shape_of
 from diffkit.errors import InputError
 
 
@@ -49,7 +58,7 @@ def _operator(prim, reflected=False):
     return method
 
 
-class Tracer(Box):
+class Tracer(ArrayBox):
     """A value recorded on a tape: `index` is its position there, `level` its transform's.
 
     A tape entry is (prim, input values, params, output value, parents), where parents holds
@@ -138,7 +147,7 @@ def _reads(rule):
     return _read_by[rule]
 
 
-def _unread_positions(prim):
+def _unreadpositions(prim):
     """The positions (1: ans, 2 + k: input k) that no VJP rule of prim reads, as told from the
     rules' code; a rule whose code cannot be read reads everything."""
     unread = None
@@ -177,20 +186,12 @@ def _entry(prim, vals, params, ans, parents):
         return (prim, vals, params, ans, parents)
     rules, unread = _saved.get(prim, (None, None))
     if rules != prim.vjp:  # first use, or the rules were replaced (defvjp)
-        rules, unread = list(prim.vjp), _unread_positions(prim)
+        rules, unread = list(prim.vjp), _unreadpositions(prim)
         _saved[prim] = (rules, unread)
     if 1 in unread:
         ans = None
     vals = tuple(_stand_in(v) if 2 + k in unread and _large(v) else v for k, v in enumerate(vals))
     return (prim, vals, params, ans, parents)
-
-
-def on_numpy_scalars(rule, g, ans, vals, params):
-    """Apply a rule with its Python floats as NumPy scalars: where Python raises on 1/0.0 or
-    overflow, NumPy gives the inf or nan that diffkit reports."""
-    as_np = [np.float64(v) if type(v) is float else v for v in (g, ans, *vals)]
-    with np.errstate(all="ignore"):
-        return rule(*as_np, **(params or {}))
 
 
 def _fit(ct, like):
@@ -247,91 +248,6 @@ def backward(tape, out_index, seed, stop=0, release=False):
             old = cts[j]
             cts[j] = ct if old is None else old + ct
     return cts
-
-
-def check_input(x, position):
-    """Return x as a differentiable float value, or raise InputError saying why it is not."""
-    kind = type(x)
-    if kind is float or isinstance(x, Box):
-        return x
-    if kind is int or isinstance(x, np.floating):
-        return float(x)
-    if kind is bool or isinstance(x, (np.bool_, np.integer)):
-        raise InputError(f"argument {position} is {kind.__name__}; pass a float to differentiate")
-    if isinstance(x, (list, tuple)):
-        x = np.asarray(x)
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind in "fc" and x.dtype != object:
-            return x
-        raise InputError(
-            f"argument {position} is an array of dtype {x.dtype}; differentiable inputs must be"
-            f" float arrays: pass x.astype(float)"
-        )
-    raise InputError(f"argument {position} is a {kind.__name__}; pass a float or a float array")
-
-
-def normalize_argnums(argnums, count=None, distinct=False) -> tuple:
-    """Return argnums as a tuple of argument positions, in the order given.
-
-    `argnums` is an int or a non-empty tuple or list of ints (a bool is not an int here). With
-    `count`, the number of arguments of the call, negative positions are resolved (-1: the last)
-    and each is checked to be in range; with `distinct`, no position may be named twice.
-    Anything else raises InputError with one line.
-
-    Example:
-        >>> normalize_argnums((0, -1), count=3)
-        (0, 2)
-    """
-    nums = tuple(argnums) if isinstance(argnums, tuple | list) else (argnums,)
-    if not nums:
-        raise InputError(f"argnums must be an int or a non-empty tuple of ints, not {argnums!r}")
-    for n in nums:
-        if isinstance(n, bool | np.bool_) or not isinstance(n, int | np.integer):
-            raise InputError(f"argnums must be an int or a tuple of ints, not {argnums!r}")
-    if count is None:
-        return tuple(int(n) for n in nums)
-    resolved = []
-    for n in nums:
-        if not -count <= n < count:
-            noun = "argument" if count == 1 else "arguments"
-            raise InputError(
-                f"argnums {n} is out of range for a function called with {count} {noun}"
-            )
-        resolved.append(int(n) % count)
-    if distinct and len(set(resolved)) != len(resolved):
-        twice = next(n for n in resolved if resolved.count(n) > 1)
-        raise InputError(f"argnums {argnums!r} names argument {twice} twice; name each once")
-    return tuple(resolved)
-
-
-def _positions(argnums):
-    """Check argnums now; return resolve(count) -> (positions, inputs, slots) for a call with
-    count arguments: the positions of argnums, the distinct ones to trace (tape entries 0, 1, ...
-    in that order; `inputs is positions` when none repeats), and the tape entry of each."""
-    nums = normalize_argnums(argnums)
-    seen = {}
-
-    def resolve(count):
-        found = seen.get(count)
-        if found is None:
-            positions = normalize_argnums(nums, count)
-            inputs = tuple(dict.fromkeys(positions))
-            if inputs == positions:
-                inputs = positions
-            found = positions, inputs, tuple(inputs.index(n) for n in positions)
-            seen[count] = found
-        return found
-
-    return resolve
-
-
-def _many(argnums):
-    return isinstance(argnums, tuple | list)
-
-
-def rebuild(out, items):
-    """items in the container f returned its outputs in: a list for a list, else a tuple."""
-    return list(items) if isinstance(out, list) else tuple(items)
 
 
 def _as_gradient(ct, like, owned=False):
@@ -395,7 +311,7 @@ def _value_and_grad(f, nums, inputs, slots, args, kwargs):
     try:
         out, tape, level = _trace(f, args, inputs, kwargs)
         if type(out) is not Tracer or out.level != level:
-            value = _as_output(_check_scalar(out))
+            value = as_output(_check_scalar(out))
             return value, tuple(_as_gradient(None, args[n]) for n in nums)
         value = out.value
         seed = 1.0
@@ -404,7 +320,7 @@ def _value_and_grad(f, nums, inputs, slots, args, kwargs):
                 # a float32 loss seeds float32: a Python 1.0 turns float64 once it is reshaped,
                 # and the whole backward pass with it
                 seed = value.dtype.type(1)
-            value = _as_output(_check_scalar(value))
+            value = as_output(_check_scalar(value))
         cts = backward(tape, out.index, seed, len(inputs), release=True)
     finally:
         if paused:
@@ -455,8 +371,8 @@ def value_and_grad(f, argnums=0):
         >>> value_and_grad(lambda x, y: x * y, argnums=(0, 1))(3.0, 2.0)
         (6.0, (2.0, 3.0))
     """
-    resolve = _positions(argnums)
-    many = _many(argnums)
+    resolve = positions(argnums)
+    many = several_argnums(argnums)
 
     def value_and_grad_f(*args, **kwargs):
         value, grads = _value_and_grad(f, *resolve(len(args)), args, kwargs)
@@ -474,8 +390,8 @@ def grad(f, argnums=0):
         >>> dk.grad(neuron, argnums=(0, 1, 2))(1.0, 0.0, 0.0)
         (0.0, 0.25, 0.25)
     """
-    resolve = _positions(argnums)
-    many = _many(argnums)
+    resolve = positions(argnums)
+    many = several_argnums(argnums)
 
     def grad_f(*args, **kwargs):
         grads = _value_and_grad(f, *resolve(len(args)), args, kwargs)[1]
@@ -518,14 +434,8 @@ def vjp(f, *primals):
                     total[i] = c if total[i] is None else total[i] + c
         return tuple(_as_gradient(ct, p) for ct, p in zip(total, primals))
 
-    values = [_as_output(_value(o, level)) for o in outs]
+    values = [as_output(_value(o, level)) for o in outs]
     return (rebuild(out, values) if several else values[0]), vjp_fn
-
-
-def _as_output(value):
-    if type(value) is float or isinstance(value, Box) or np.ndim(value) != 0:
-        return value
-    return float(value) if not np.iscomplexobj(value) else complex(value)
 
 
 def jacobian(f, argnums=0):
@@ -541,8 +451,8 @@ def jacobian(f, argnums=0):
         array([[2., 0.],
                [0., 4.]])
     """
-    resolve = _positions(argnums)
-    many = _many(argnums)
+    resolve = positions(argnums)
+    many = several_argnums(argnums)
 
     def jacobian_f(*args, **kwargs):
         _, inputs, slots = resolve(len(args))
@@ -570,34 +480,3 @@ def _reverse_rows(out, tape, level, primals):
         for row, ct, p in zip(rows, cts, primals):
             row.append(_as_gradient(ct, p))
     return [stack(row, out_shape, shape_of(p)) for row, p in zip(rows, primals)]
-
-
-def stack(parts, out_shape, in_shape):
-    """Stack derivatives, one per entry of out_shape (each shaped in_shape, in C order), into
-    an out_shape + in_shape array; boxes (a Jacobian inside another transform) are stacked
-    with primitives, so that transform differentiates through it."""
-    if out_shape == () and in_shape == ():
-        return parts[0]
-    if not any(isinstance(p, Box) for p in parts):
-        return np.reshape(np.array(parts, dtype=float), out_shape + in_shape)
-    flat = (len(parts), *in_shape)
-    total = 0.0
-    for k, p in enumerate(parts):
-        total = total + ops.untake(p, index=k, shape=flat)
-    return ops.reshape(total, shape=out_shape + in_shape)
-
-
-def hessian(f, argnums=0):
-    """Return a function computing the Hessian of scalar-valued f (forward-over-reverse).
-
-    For one argument of shape s the result has shape s + s; with a tuple of argnums it is a
-    tuple of tuples of blocks, as in JAX: block [i][j] is d2f / (d arg_i d arg_j), shaped
-    arg_i.shape + arg_j.shape.
-
-    Example:
-        >>> hessian(lambda x, y: x * x * y, argnums=(0, 1))(1.0, 2.0)
-        ((4.0, 2.0), (2.0, 0.0))
-    """
-    from diffkit.forward import jacfwd
-
-    return jacfwd(grad(f, argnums), argnums)

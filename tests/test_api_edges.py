@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import diffkit as dk
+from diffkit.arguments import normalize_argnums
 from diffkit.core import Box, TracedValueError
-from diffkit.reverse import normalize_argnums
 from diffkit.tolerance import close
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from diffkit.errors import InputError
+
 NOT_INSTALLED = "not installed"
 
 
@@ -89,14 +91,15 @@ BY_NAME = {p.name: p for p in PEERS}
 
 
 def select(names=None) -> list:
-    """The peers named (comma-separated string or list; None: all), diffkit always first."""
+    """The peers named (comma-separated string or list; None: all), diffkit always first.
+    Raises InputError for an unknown name or a string that names none."""
     if names is None:
         return list(PEERS)
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
+        if not names:
+            raise InputError(f"--peers names no peer; choose from {', '.join(BY_NAME)}")
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
-        raise ValueError(
-            f"unknown peer {', '.join(unknown)}; choose from {', '.join(BY_NAME)}"
-        )
+        raise InputError(f"unknown peer {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     return [BY_NAME["diffkit"]] + [BY_NAME[n] for n in names if n != "diffkit"]
