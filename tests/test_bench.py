@@ -1,11 +1,14 @@
 """The benchmark: the article's algorithm is a correct (but path-enumerating) baseline, and the
 runner checks, times and reports a tiny configuration end to end. No timing assertions here."""
 
+import dataclasses
 import json
 import math
+import re
 import signal
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +16,10 @@ import pytest
 import sympy
 
 import diffkit as dk
-from diffkit.bench import article, peers, runner, workloads
+from diffkit.bench import agreement, article, peers, runner, verdicts, workloads
+from diffkit.bench.protocol import Target, Workload
+from diffkit.bench.targets import all_of, faster_than
+from diffkit.bench.workloads import w1_neuron, w4_logistic, w5_mlp, w6_verdict
 from diffkit.cli import main
 from diffkit.expression import parse_point
 from diffkit.reverse import _trace
@@ -81,8 +87,8 @@ def test_article_walks_exponentially_many_paths_on_the_logistic_map():
     tape_sizes = []
     for n in range(4, 13):
         x = V(0.3)
-        counts.append(article.count_paths(workloads._logistic(n)(x)))
-        _, tape, _ = _trace(workloads._logistic(n), (0.3,), (0,), {})
+        counts.append(article.count_paths(w4_logistic.logistic(n)(x)))
+        _, tape, _ = _trace(w4_logistic.logistic(n), (0.3,), (0,), {})
         tape_sizes.append(len(tape))
     growth = [b / a for a, b in zip(counts, counts[1:])]
     assert all(1.9 < g < 2.1 for g in growth[3:])  # the paths double with every step
@@ -92,7 +98,7 @@ def test_article_walks_exponentially_many_paths_on_the_logistic_map():
 
 def test_count_paths_counts_the_pushes_of_gradients():
     x = V(0.3)
-    out = workloads._logistic(5)(x)
+    out = w4_logistic.logistic(5)(x)
     pushes = 0
 
     def push(node):  # the walk of article.gradients, counting its pushes
@@ -106,17 +112,14 @@ def test_count_paths_counts_the_pushes_of_gradients():
 
 
 def _tiny_w1(extra_builders=None):
-    builders = {"diffkit": workloads.w1_diffkit, "hand": workloads.w1_hand,
-                "article": workloads.w1_article}
+    builders = {"diffkit": w1_neuron.build_diffkit, "hand": w1_neuron.build_hand,
+                "article": w1_neuron.build_article}
     builders.update(extra_builders or {})
-    return workloads.Workload("W1", "tiny W1", builders)
+    return dataclasses.replace(w1_neuron.WORKLOAD, title="tiny W1", builders=builders)
 
 
 def _tiny_w4():
-    full = workloads.BY_NAME["W4"]
-    return workloads.Workload("W4", full.title, full.builders, sizes=(2, 4, 6),
-                              quick_sizes=(2, 4, 6), size_label="n", rtol=full.rtol,
-                              max_size=full.max_size)
+    return dataclasses.replace(w4_logistic.WORKLOAD, sizes=(2, 4, 6), quick_sizes=(2, 4, 6))
 
 
 TINY = runner.Settings(repeats=2, batch_seconds=0.001, budget=0.2, quick=True)
@@ -169,11 +172,11 @@ def test_failures_are_recorded_and_stop_larger_sizes():
     def fails_past_two(ns, size):
         if size > 2:
             raise RecursionError
-        return workloads.w4_hand(ns, size)
+        return w4_logistic.build_hand(ns, size)
 
-    workload = workloads.Workload("W4", "tiny", {"diffkit": workloads.w4_diffkit,
-                                                 "hand": fails_past_two},
-                                  sizes=(2, 4, 6), quick_sizes=(2, 4, 6), size_label="n")
+    workload = Workload("W4", "tiny", {"diffkit": w4_logistic.build_diffkit,
+                                       "hand": fails_past_two},
+                        sizes=(2, 4, 6), quick_sizes=(2, 4, 6), size_label="n")
     report = runner.benchmark([workload], peers.select("hand"), TINY)
     statuses = [r["status"] for r in report["timing"]["W4"]["rows"] if r["engine"] == "hand"]
     assert statuses[0] == "ok"
@@ -191,25 +194,103 @@ def test_cli_bench_quick_runs_and_rejects_unknown_names(tmp_path, capsys):
     assert "unknown" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--only", ""], ["--only", " , "], ["--peers", ",,,"],
+                                  ["--peers", ""]])
+def test_cli_bench_refuses_a_list_that_names_nothing(tmp_path, capsys, argv):
+    assert main(["bench", "--quick", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names no" in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything ran
+
+
+SHARED = ("runner", "timing", "verdicts", "agreement", "targets", "protocol", "idioms")
+
+
+@pytest.mark.parametrize("module", SHARED)
+def test_the_runner_and_shared_modules_name_no_workload(module):
+    source = (Path(runner.__file__).parent / f"{module}.py").read_text()
+    assert re.search(r"\bW[0-9]", source) is None
+    for workload in workloads.WORKLOADS:
+        assert workload.name not in source
+
+
+def _toy_workload():
+    """x**n differentiated at 1.5: diffkit, the closed form n x^(n-1), and a wrong engine."""
+
+    def build_diffkit(ns, n):
+        g = ns.diffkit.grad(lambda x: x**n)
+        return lambda: g(1.5)
+
+    def build_hand(ns, n):
+        return lambda: n * 1.5 ** (n - 1)
+
+    def build_wrong(ns, n):  # off by one power: must be caught, not timed
+        return lambda: n * 1.5**n
+
+    def targets(timing):
+        rows = timing["toy"]["rows"]
+        return [
+            all_of("toy", "diffkit within 1e9x of the closed form at n = 3",
+                   [faster_than(timing, "toy", "hand", 1e-9, size=3, strict=False)]),
+            Target("toy", "the closed form always ok",
+                   all(r["status"] == "ok" for r in rows if r["engine"] == "hand"),
+                   f"{len(rows)} rows"),
+        ]
+
+    return Workload(
+        "toy", "x**n at 1.5, a workload registered by the test",
+        {"diffkit": build_diffkit, "hand": build_hand, "article": build_wrong},
+        sizes=(1, 2, 3, 4), quick_sizes=(2, 3), size_label="n", targets=targets,
+        analyse=lambda rows, quick: {"toy_sizes": sorted({r["size"] for r in rows}),
+                                     "toy_quick": quick},
+        summary=lambda result: [f"- toy summary: {len(result['rows'])} rows"],
+        notes=("the toy's note",),
+    )
+
+
+def test_a_registered_toy_workload_runs_through_the_runner(tmp_path, monkeypatch):
+    monkeypatch.setattr(workloads, "WORKLOADS", [*workloads.WORKLOADS, _toy_workload()])
+    assert main(["bench", "--quick", "--only", "toy", "--peers", "hand,article",
+                 "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "performance.json").read_text())
+    assert list(data["timing"]) == ["toy"]
+    toy = data["timing"]["toy"]
+    status = {(r["engine"], r["size"]): r["status"] for r in toy["rows"]}
+    assert set(status) == {(e, n) for e in ("diffkit", "hand", "article") for n in (2, 3)}
+    assert status["diffkit", 3] == status["hand", 3] == "ok"  # diffkit agrees with n x^(n-1)
+    assert status["article", 3].startswith("wrong result")
+    assert toy["toy_sizes"] == [2, 3] and toy["toy_quick"] is True
+    assert [(t["workload"], t["target"], t["holds"]) for t in data["targets"]] == [
+        ("toy", "diffkit within 1e9x of the closed form at n = 3", True),
+        ("toy", "the closed form always ok", True),
+    ]
+    assert "vs hand" in data["targets"][0]["detail"]
+    markdown = (tmp_path / "performance.md").read_text()
+    assert "## toy: x**n at 1.5" in markdown and "- toy summary: 6 rows" in markdown
+    notes = markdown.split("## Notes", 1)[1]
+    assert "- the toy's note" in notes and "W6" not in notes
+
+
 def test_every_workload_agrees_with_the_floor_at_a_small_size():
     """The builders compute the same thing in every installed engine (checked here for the
     engines that need only the core dependencies)."""
     ns = SimpleNamespace(diffkit=dk, numpy=np, article=article)
     small = {"W3": 20, "W4": 8, "W5": "float64", "W5-forward": "float64"}
     for workload in workloads.WORKLOADS:
-        if workload.verdict:  # W6 has no floor: its runs are judged by their own verdict
+        if workload.measure is not None:  # W6 has no floor: its runs are judged by their verdict
             continue
         size = small.get(workload.name)
-        floor = runner.flatten(workload.builders["hand"](ns, size)())
+        floor = agreement.flatten(workload.builders["hand"](ns, size)())
         for engine in ("diffkit", "diffkit-compile"):
             if engine in workload.builders:
-                mine = runner.flatten(workload.builders[engine](ns, size)())
-                assert runner._disagreement(workload, floor, mine) is None, (workload.name, engine)
+                mine = agreement.flatten(workload.builders[engine](ns, size)())
+                problem = agreement.disagreement(workload, floor, mine)
+                assert problem is None, (workload.name, engine, problem)
 
 
 def test_float32_stays_float32_in_the_mlp_step():
     ns = SimpleNamespace(diffkit=dk)
-    value, grads, new = workloads.w5_diffkit(ns, "float32")()
+    value, grads, new = w5_mlp.build_diffkit(ns, "float32")()
     assert all(g.dtype == np.float32 for g in grads)
     assert all(p.dtype == np.float32 for p in new)
 
@@ -228,7 +309,7 @@ def _sympy_value(case, digits=30):
 
 
 def test_every_w6_case_is_one_expression_in_python_and_in_the_verify_grammar():
-    for case in workloads.BY_NAME["W6"].sizes:
+    for case in w6_verdict.CASES:
         expression = dk.parse(case.text)  # within the grammar's length and nesting limits
         assert sorted(expression.variables) == sorted(case.names)
         mine = case.function(FLOATS)(*case.point)
@@ -236,21 +317,21 @@ def test_every_w6_case_is_one_expression_in_python_and_in_the_verify_grammar():
             assert close(mine, float(_sympy_value(case)), rtol=1e-13), case.name
         else:  # SymPy takes seconds here; the parsed text evaluates it in floats
             assert close(mine, expression(**dict(zip(case.names, case.point))), rtol=1e-13)
-        argv = workloads.verify_argv("diffkit", case)
+        argv = w6_verdict.verify_argv("diffkit", case)
         assert parse_point(argv[argv.index("--at") + 1]) == dict(zip(case.names, case.point))
         assert ("--order" in argv) == (case.order == 2)
 
 
 def test_w6_quick_mode_runs_only_the_small_order_1_cases():
-    w6 = workloads.BY_NAME["W6"]
-    assert w6.verdict
+    w6 = w6_verdict.WORKLOAD
+    assert w6.measure is verdicts.time_verdicts
     assert {c.name for c in w6.quick_sizes} < {c.name for c in w6.sizes}
     assert all(case.order == 1 and len(case.names) <= 31 for case in w6.quick_sizes)
     assert runner.Settings.for_run(quick=True).verdict_deadline <= 5
 
 
 def test_a_w6_chain_gradient_is_the_chain_rule():
-    case = workloads.chain_case("tanh", 3, 1, deadline=30.0)
+    case = w6_verdict.chain_case("tanh", 3, 1, deadline=30.0)
     x, *ws = case.point
     values = [x]
     for w in ws:
@@ -267,8 +348,9 @@ def test_a_w6_chain_gradient_is_the_chain_rule():
 
 
 def _tiny_w6(cases, builders=None, quick=None):
-    return workloads.Workload("W6", "tiny W6", builders or workloads.W6_BUILDERS, sizes=cases,
-                              quick_sizes=quick or cases, size_label="case", verdict=True)
+    return dataclasses.replace(w6_verdict.WORKLOAD, title="tiny W6",
+                               builders=builders or w6_verdict.BUILDERS, sizes=cases,
+                               quick_sizes=quick or cases)
 
 
 W6_TINY = runner.Settings(repeats=1, batch_seconds=0.001, budget=0.1, quick=True,
@@ -277,11 +359,11 @@ W6_TINY = runner.Settings(repeats=1, batch_seconds=0.001, budget=0.1, quick=True
 
 def test_w6_times_agreeing_verdicts_in_process_and_from_the_command_line(tmp_path):
     cases = (
-        workloads.chain_case("sigmoid", 2, 2, deadline=60.0,
+        w6_verdict.chain_case("sigmoid", 2, 2, deadline=60.0,
                              targets={"diffkit": 1e6, "diffkit-cli": 0.0}),
-        workloads.units_case(3, 1, deadline=60.0, slope=True),
-        workloads.units_case(5, 1, deadline=60.0, slope=True),
-        workloads.units_case(4, 2, deadline=60.0, targets={"diffkit": 1.0}),
+        w6_verdict.units_case(3, 1, deadline=60.0, slope=True),
+        w6_verdict.units_case(5, 1, deadline=60.0, slope=True),
+        w6_verdict.units_case(4, 2, deadline=60.0, targets={"diffkit": 1.0}),
     )
     report = runner.benchmark([_tiny_w6(cases, quick=cases[:3])],
                               peers.select("diffkit-cli,torch-gradcheck"), W6_TINY)
@@ -329,14 +411,14 @@ def test_w6_does_not_time_a_wrong_or_incomplete_verdict():
     twice = dk.primitive(lambda x: 2 * x, name="bench twice")  # no SymPy counterpart
     dk.defvjp(twice, lambda g, ans, x: 2 * g)
     dk.defjvp(twice, lambda t, ans, x: 2 * t)
-    base = workloads.chain_case("tanh", 2, 1, deadline=60.0, targets={"diffkit": 1e6})
-    wrong = workloads.VerdictCase(
+    base = w6_verdict.chain_case("tanh", 2, 1, deadline=60.0, targets={"diffkit": 1e6})
+    wrong = verdicts.VerdictCase(
         "cube/o1", "a cube with a wrong VJP", ("x",), (0.7,), 1, lambda ops: cube, "x**3", 60.0,
         "cube", {"diffkit": 1e6})
-    no_symbolic = workloads.VerdictCase(
+    no_symbolic = verdicts.VerdictCase(
         "twice/o1", "no SymPy counterpart", ("x",), (0.7,), 1,
         lambda ops: (lambda x: twice(ops.sin(x))), "2*sin(x)", 60.0, "twice")
-    bad_text = workloads.VerdictCase(
+    bad_text = verdicts.VerdictCase(
         "badtext/o1", "text the grammar refuses", base.names, base.point, 1, base.function,
         "tanh(w2*tanh(w1*x)) +", 60.0, "badtext")
     report = runner.benchmark([_tiny_w6((wrong, no_symbolic, bad_text, base))],
@@ -372,14 +454,14 @@ def _sleep(ns, case):
 
 
 def _agree(ns, case):
-    return lambda: workloads.Verdict("symbolic")
+    return lambda: verdicts.Verdict("symbolic")
 
 
 def test_w6_stops_a_call_at_its_deadline_and_skips_the_family(monkeypatch):
     monkeypatch.setitem(peers.BY_NAME, "sleeper", peers.Peer("sleeper", "sleeps", ("time",)))
-    chain = workloads.chain_case("tanh", 2, 1, deadline=0.2, targets={"diffkit": 1e6})
-    longer = workloads.chain_case("tanh", 3, 1, deadline=0.2)
-    other = workloads.units_case(2, 1, deadline=0.2)
+    chain = w6_verdict.chain_case("tanh", 2, 1, deadline=0.2, targets={"diffkit": 1e6})
+    longer = w6_verdict.chain_case("tanh", 3, 1, deadline=0.2)
+    other = w6_verdict.units_case(2, 1, deadline=0.2)
     builders = {"diffkit": _spin, "sleeper": _sleep, "diffkit-cli": _agree}
     handler = signal.getsignal(signal.SIGUSR2)
     start = time.perf_counter()
@@ -409,13 +491,13 @@ def test_gradcheck_runs_gradgradcheck_only_at_order_2():
 
     for order, second, expected in ((1, False, []), (2, True, ["gradgradcheck"]),
                                     (2, False, ["gradgradcheck"])):
-        case = workloads.chain_case("sigmoid", 2, order, deadline=60.0)
+        case = w6_verdict.chain_case("sigmoid", 2, order, deadline=60.0)
         fake = SimpleNamespace(
             float64="float64", sigmoid=FLOATS.sigmoid, tanh=FLOATS.tanh,
             tensor=lambda v, dtype=None, requires_grad=False: v,
             autograd=SimpleNamespace(gradcheck=check("gradcheck", True),
                                      gradgradcheck=check("gradgradcheck", second)))
-        run = workloads.w6_gradcheck(SimpleNamespace(torch=fake), case)
+        run = w6_verdict.build_gradcheck(SimpleNamespace(torch=fake), case)
         calls.clear()
         verdict = run()
         assert [name for name, _ in calls] == ["gradcheck"] + expected
@@ -427,7 +509,7 @@ def test_a_size_past_its_deadline_bounds_the_slope_from_below():
     def build(ns, case):  # instant on 2 variables, never done on 4
         return _agree(ns, case) if len(case.names) == 2 else _spin(ns, case)
 
-    cases = tuple(workloads.units_case(n, 1, deadline=0.2, slope=True) for n in (2, 4, 8))
+    cases = tuple(w6_verdict.units_case(n, 1, deadline=0.2, slope=True) for n in (2, 4, 8))
     report = runner.benchmark([_tiny_w6(cases, {"diffkit": build})], peers.select([]), W6_TINY)
     (target,) = [t for t in report["targets"] if "linear" in t["target"]]
     fast = report["timing"]["W6"]["rows"][0]["median_s"]
