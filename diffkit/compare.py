@@ -101,6 +101,7 @@ class Comparison:
     notes: tuple = field(default=())
     status: tuple = ()
     digits: float = math.nan
+    bounds: tuple = ()  # per gradient entry, (low, high): the values the reference accepts
 
     @property
     def differentiable(self) -> bool:
@@ -241,8 +242,8 @@ def _reference_cell(c, k):
     status = c.status[k] if k < len(c.status) else "exact"
     m = c.methods["symbolic"]
     if status == "kink":
-        left, right = c.kinks[0].left[k], c.kinks[0].right[k]
-        return f"[{_number(min(left, right))}, {_number(max(left, right))}]"
+        low, high = c.bounds[k]
+        return f"[{_number(low)}, {_number(high)}]"
     if status == "undefined":
         return "none (jump)"
     return _number(m.gradient[k])
@@ -285,6 +286,7 @@ class _Raw:
     note: str = ""
     spread: object = 0.0  # per gradient entry: rounding noise or the method's error estimate
     hessian_spread: object = 0.0
+    neighbours: tuple = ()  # the points a few ulps away at which the noise was measured
 
 
 def _reverse(f, args, argnums, order):
@@ -294,34 +296,69 @@ def _reverse(f, args, argnums, order):
         n = g.size
         h = np.array([_flatten(grad(lambda *a, k=k: _entry(grad(f, argnums)(*a), k),
                                     argnums)(*args)) for k in range(n)])
-    return _Raw(g, h, spread=_noise(f, args, argnums, g))
+    spread, neighbours = _noise(f, args, argnums, g)
+    return _Raw(g, h, spread=spread, neighbours=neighbours)
 
 
 def _broadcasts(f, args) -> bool:
     """True when every argument is a float and f maps arrays of points to arrays of values
     (each its value at that point, to a few ulps): then one call with arrays evaluates many
-    points, as grammar expressions and most scalar functions of diffkit ops allow."""
+    points, as grammar expressions and most scalar functions of diffkit ops allow. The check
+    uses distinct points, so that a reduction (dk.max, dk.mean) mixing them is caught."""
     if not all(type(a) is float for a in args):
         return False
+    points = [args, tuple(a * (1 + 1e-3) + 1e-3 for a in args)]
     try:
-        single = float(f(*args))
-        batch = f(*(np.array([a, a]) for a in args))
+        singles = np.array([float(f(*p)) for p in points])
+        batch = f(*(np.array(column) for column in zip(*points)))
     except Exception:
         return False
     if type(batch) is not np.ndarray or batch.shape != (2,) or batch.dtype.kind != "f":
         return False
-    return bool(np.all((batch == single) | (np.abs(batch - single) <= 8 * EPS * abs(single))))
+    same = (batch == singles) | (np.abs(batch - singles) <= 8 * EPS * np.abs(singles))
+    return bool(np.all(same))
 
 
 def _forward(f, args, order):
+    """Forward mode, one JVP per flat input (all of them in one batched pass when f
+    broadcasts). For scalar arguments each JVP moves one input only, the others constants, so
+    that an infinite partial of an input that does not move (d/dx x**y at x = 0) cannot turn
+    0 * inf into nan."""
     n = sum(int(np.prod(np.shape(a))) for a in args)
     if n > 1 and _broadcasts(f, args):
-        return _forward_batched(f, args, n, order)
+        raw = _forward_batched(f, args, n, order)
+        if np.all(np.isfinite(raw.gradient)) and (
+                raw.hessian is None or np.all(np.isfinite(raw.hessian))):
+            return raw
+    if all(type(a) is float for a in args):
+        return _forward_scalars(f, args, order)
     g = np.array([jvp(f, args, _basis(args, k))[1] for k in range(n)], dtype=float)
     h = None
     if order == 2:
         h = np.array([[jvp(lambda *a, k=k: jvp(f, a, _basis(args, k))[1], args,
                            _basis(args, j))[1] for k in range(n)] for j in range(n)],
+                     dtype=float)
+    return _Raw(g, h)
+
+
+def _moved(args, k, x):
+    return args[:k] + (x,) + args[k + 1:]
+
+
+def _forward_scalars(f, args, order):
+    """JVPs of f of floats along one argument at a time (order 2: nested, the outer along
+    argument j, the inner along k at the outer's point)."""
+    n = len(args)
+
+    def first(base, k, at):
+        return jvp(lambda x: f(*_moved(base, k, x)), (at,), (1.0,))[1]
+
+    g = np.array([first(args, k, args[k]) for k in range(n)], dtype=float)
+    h = None
+    if order == 2:
+        h = np.array([[jvp(lambda y, j=j, k=k: first(_moved(args, j, y), k,
+                                                     y if j == k else args[k]),
+                           (args[j],), (1.0,))[1] for k in range(n)] for j in range(n)],
                      dtype=float)
     return _Raw(g, h)
 
@@ -447,11 +484,12 @@ def _compare(f, args, names, order, rtol, atol, value):
     if ref is None:
         notes.append(f"no symbolic reference ({results['symbolic'].note}); each entry is "
                      f"judged by the consensus of the other methods")
-    judge = _Judge(results, raws, ref, rtol, atol)
+    hull = _neighbourhood(f, names, order, ref, raws["reverse"])
+    judge = _Judge(results, raws, ref, rtol, atol, hull)
     judged = judge.methods(order)
     notes.extend(judge.notes)
     agree = all(m.agree for m in judged.values() if m.applicable)
-    agree = agree and judged["reverse"].applicable
+    agree = agree and judged["reverse"].applicable and not judge.conflicts
     if any(m.gradient is not None and not np.all(np.isfinite(m.gradient))
            for m in judged.values() if m.name != "symbolic") or (
             ref is not None and not np.all(np.isfinite(ref.gradient[
@@ -462,7 +500,32 @@ def _compare(f, args, names, order, rtol, atol, value):
     return Comparison(flat, tuple(_flatten(args)), value, order,
                       "symbolic" if ref is not None else "consensus", judged, agree,
                       () if ref is None else ref.kinks, tuple(dict.fromkeys(notes)),
-                      tuple(status), math.nan if ref is None else ref.digits)
+                      tuple(status), math.nan if ref is None else ref.digits,
+                      () if ref is None else tuple(zip(ref.low.tolist(), ref.high.tolist())))
+
+
+def _neighbourhood(f, names, order, ref, reverse_raw):
+    """Where the reverse gradient changes by more than rounding when the inputs move by a few
+    ulps, the point is within rounding of a switch (or f is that ill-conditioned): a float
+    method's answer is then right if it is the exact derivative at some point that close.
+    Returns (low, high, entries): the reference's range over the point and those neighbours
+    for those entries, or None."""
+    if ref is None or reverse_raw is None or not reverse_raw.neighbours:
+        return None
+    finite = np.where(np.isfinite(ref.gradient), np.abs(ref.gradient), 0.0)
+    scale = np.maximum(np.maximum(ref.magnitude, finite), np.max(finite, initial=0.0))
+    near = np.flatnonzero(np.asarray(reverse_raw.spread) > FLOOR * EPS * scale)
+    if near.size == 0:
+        return None
+    low, high = ref.low.copy(), ref.high.copy()
+    for point in reverse_raw.neighbours:
+        try:
+            other = reference.compute(f, point, names, 1).gradient
+        except (Exception, _Timeout):
+            return None
+        low[near] = np.fmin(low[near], other[near])
+        high[near] = np.fmax(high[near], other[near])
+    return low, high, tuple(int(k) for k in near)
 
 
 class _Timeout(BaseException):
@@ -507,11 +570,12 @@ class _Entry:
 class _Judge:
     """Judges every method entry by entry against the reference (or the consensus)."""
 
-    def __init__(self, results, raws, ref, rtol, atol):
-        self.results, self.raws, self.ref = results, raws, ref
+    def __init__(self, results, raws, ref, rtol, atol, hull=None):
+        self.results, self.raws, self.ref, self.hull = results, raws, ref, hull
         self.user = None if rtol is None and atol is None else Tolerance(
             rtol=0.0 if rtol is None else rtol, atol=0.0 if atol is None else atol)
         self.notes = []
+        self.conflicts = []  # entries where methods disagree and nothing decides between them
 
     def methods(self, order):
         gradient = self._judge_all(hessian=False)
@@ -535,8 +599,9 @@ class _Judge:
             return [_Entry(ref.hessian_status[i][j], ref.hessian[i, j],
                            ref.hessian_error[i, j], ref.hessian_low[i, j],
                            ref.hessian_high[i, j]) for i in range(n) for j in range(n)]
+        low, high = (ref.low, ref.high) if self.hull is None else self.hull[:2]
         return [_Entry(s, v, e, lo, hi) for s, v, e, lo, hi in
-                zip(ref.status, ref.gradient, ref.error, ref.low, ref.high)]
+                zip(ref.status, ref.gradient, ref.error, low, high)]
 
     def _candidates(self, hessian):
         """name -> (flat values, extra allowance per entry) of each method that ran."""
@@ -554,6 +619,9 @@ class _Judge:
             values = np.ravel(np.asarray(values, dtype=float))
             spread = np.broadcast_to(np.nan_to_num(np.ravel(np.asarray(
                 0.0 if spread is None else spread, dtype=float)), nan=0.0), values.shape)
+            if self.hull is not None and not hessian and name != "central":
+                spread = spread.copy()
+                spread[list(self.hull[2])] = 0.0  # measured as the neighbourhood instead
             out[name] = (values, spread)
         return out
 
@@ -615,10 +683,15 @@ class _Judge:
             abs_err = max((a for a, _ in errors), default=math.nan)
             rel_err = max((r for _, r in errors), default=math.nan)
             out[name] = (wrong, abs_err, rel_err)
-        if undecided:
-            what = "Hessian entries" if hessian else "gradient entries"
-            self.notes.append(f"{len(undecided)} {what} have no reference and no majority "
-                              f"of methods agreeing: not judged")
+        conflicts = [k for k in undecided if sum(
+            math.isfinite(values[k]) for values, _ in candidates.values()) >= 2]
+        self.conflicts += conflicts
+        if conflicts:
+            self.notes.append(f"{_entries(len(conflicts), hessian)} no reference, and the "
+                              f"methods disagree with no majority to decide between them")
+        elif undecided:
+            self.notes.append(f"{_entries(len(undecided), hessian)} no reference and fewer "
+                              f"than two finite answers: not judged")
         if not hessian and any(e.status == "undefined" for e in entries):
             self.notes.append("f jumps at this point: its derivative does not exist along "
                               "some variables, and no method is judged there")
@@ -644,8 +717,10 @@ class _Judge:
             return (not math.isfinite(v)), (0.0 if not math.isfinite(v) else math.inf)
         if not math.isfinite(v):
             return False, math.inf
-        err = abs(v - e.value)
-        return bool(err <= allowed + e.error), err
+        # [low, high] is the value itself, or its range over a few ulps around the point
+        low, high = min(e.low, e.value), max(e.high, e.value)
+        err = 0.0 if low <= v <= high else min(abs(v - low), abs(v - high))
+        return bool(err <= allowed + e.error), abs(v - e.value)
 
     def _consensus(self, candidates, k, hessian):
         """(centre value, {name: right?, ('error', name): error}) from the largest group of
@@ -659,18 +734,18 @@ class _Judge:
             spread = candidates[name][1][k]
             allow[name] = float(self._allowed(name, hessian, np.array([v]),
                                               np.array([spread]))[0])
-        best = ()
         names = list(values)
+        groups = []
         for size in range(len(names), 1, -1):
-            for group in itertools.combinations(names, size):
-                if all(abs(values[a] - values[b]) <= allow[a] + allow[b]
-                       for a, b in itertools.combinations(group, 2)):
-                    best = group
-                    break
-            if best:
+            groups = [group for group in itertools.combinations(names, size)
+                      if all(abs(values[a] - values[b]) <= allow[a] + allow[b]
+                             for a, b in itertools.combinations(group, 2))]
+            if groups:
                 break
-        if len(best) < 2 or 2 * len(best) <= len(values):
+        # two different largest groups (a wide tolerance bridging two answers): undecided
+        if len(groups) != 1 or 2 * len(groups[0]) <= len(values):
             return math.nan, None
+        best = groups[0]
         centre = float(np.median([values[name] for name in best]))
         verdicts = {}
         for name in candidates:
@@ -685,20 +760,28 @@ class _Judge:
         return centre, verdicts
 
 
+def _entries(count, hessian):
+    kind = "Hessian" if hessian else "gradient"
+    return f"1 {kind} entry has" if count == 1 else f"{count} {kind} entries have"
+
+
 def _noise(f, args, argnums, gradient):
-    """Largest change of the reverse gradient when the inputs move by a few ulps (seeded)."""
+    """(Largest change of the reverse gradient when the inputs move by a few ulps, the moved
+    points): seeded, NOISE_SAMPLES of them."""
     rng = np.random.default_rng(0)
     spread = np.zeros_like(gradient)
+    neighbours = []
     for _ in range(NOISE_SAMPLES):
-        moved = [_nudge(a, rng) for a in args]
+        moved = tuple(_nudge(a, rng) for a in args)
+        neighbours.append(moved)
         try:
             other = _flatten(grad(f, argnums)(*moved))
         except Exception:
-            return spread
+            return spread, ()
         with np.errstate(all="ignore"):
             change = np.abs(other - gradient)
         spread = np.fmax(spread, np.where(np.isfinite(change), change, 0.0))
-    return spread
+    return spread, tuple(neighbours)
 
 
 def _nudge(a, rng):

@@ -127,14 +127,16 @@ class _Point:
     def _check_broadcast(self) -> bool:
         if not all(type(a) in (float, int) for a in self.args):
             return False
+        # distinct points, so that a reduction over the batch (dk.max, dk.mean) is caught
+        zs = np.stack([self.z, self.z * (1 + 1e-3) + 1e-3])
         try:
-            single = _scalar(self(self.z.copy()))
-            batch = self._batch(np.stack([self.z, self.z]))
+            singles = np.array([_scalar(self(z.copy())) for z in zs])
+            batch = self._batch(zs)
         except Exception:
             return False
-        if batch is None or not math.isfinite(single):
+        if batch is None or not np.all(np.isfinite(singles)):
             return False
-        return bool(np.all(np.abs(batch - single) <= 8 * EPS * abs(single)))
+        return bool(np.all(np.abs(batch - singles) <= 8 * EPS * np.abs(singles)))
 
     def _batch(self, zs: np.ndarray):
         """f at each row of zs in one call, or None when f does not return one value a row."""

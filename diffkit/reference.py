@@ -379,6 +379,17 @@ def _real(x):
         mpmath.mpf(x.real) if x.imag == 0 else _NAN)
 
 
+_HUGE = 2**20  # binary exponent: a value beyond 2**(2**20) ~ 10**315652 counts as infinite
+
+
+def _capped(v):
+    """v, or +-inf past _HUGE: exp(exp(exp(...))) would otherwise build million-digit
+    exponents; nothing that large means anything next to float64's 1.8e308."""
+    if mpmath.isfinite(v) and v != 0 and mpmath.mag(v) > _HUGE:
+        return mpmath.inf if v > 0 else -mpmath.inf
+    return v
+
+
 def _call(fn, values):
     try:
         return _real(fn(*values))
@@ -453,8 +464,9 @@ def _evaluate(graph, z, forced):
             v = const[node.data]
             for a in node.args:
                 v = v * values[a]
+            v = _capped(v)
         elif kind == _FN:
-            v = _call(node.data.value, [values[a] for a in node.args])
+            v = _capped(_call(node.data.value, [values[a] for a in node.args]))
         else:
             v, sweep.choices[i] = _choose(i, node, sweep, forced)
         values[i] = v
@@ -561,10 +573,8 @@ def _adjoints(graph, first, n):
     return adjoint
 
 
-def _hessian_row(graph, first, second, n, s, adjoint):
-    """Forward-over-reverse along input s: row s of the Hessian, given the adjoints. Only the
-    nodes that depend on input s carry a tangent (the others' is exactly zero, not 0 * inf),
-    and only their ancestors an adjoint tangent: the cost is that of s's cone, not the graph."""
+def _tangents(graph, first, n, s):
+    """Forward sweep along input s: node -> tangent, for the nodes that depend on input s."""
     nodes = graph.nodes
     tangent = {s: mpmath.mpf(1)}
     for i in range(n, graph.output + 1):
@@ -578,6 +588,15 @@ def _hessian_row(graph, first, second, n, s, adjoint):
                 acc = p[k] * t if acc is None else acc + p[k] * t
         if acc is not None:
             tangent[i] = acc
+    return tangent
+
+
+def _hessian_row(graph, first, second, n, s, adjoint):
+    """Forward-over-reverse along input s: row s of the Hessian, given the adjoints. Only the
+    nodes that depend on input s carry a tangent (the others' is exactly zero, not 0 * inf),
+    and only their ancestors an adjoint tangent: the cost is that of s's cone, not the graph."""
+    nodes = graph.nodes
+    tangent = _tangents(graph, first, n, s)
     dadjoint = {}
     for i in range(graph.output, n - 1, -1):
         p = first[i]
@@ -807,9 +826,12 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
             else:
                 grad[s] = low[s] = high[s] = right
         if order == 2:
+            # a switch that does not move to first order along s (relu(x * y) at 0, 0) may
+            # switch along curves through the point: no second derivative involving s
+            flat = _degenerate(graph, derivs[high_dps][3][0], n, zero)
             for s in range(n):
                 for r in range(n):
-                    if status[s] != "exact" or status[r] != "exact":
+                    if status[s] != "exact" or status[r] != "exact" or s in flat or r in flat:
                         hstatus[s][r] = "undefined"  # the gradient is not differentiable
                         hess[s, r] = math.nan
                         continue
@@ -821,21 +843,26 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
                     else:
                         hess[s, r] = hlow[s, r] = hhigh[s, r] = right
     undefined_value = not mpmath.isfinite(derivs[high_dps][2].values[graph.output])
-    missing = [s for s in range(n) if status[s] == "exact" and math.isnan(grad[s])]
+    # an entry that is nan (0 * log 0) or infinite at the point: its limit, or no derivative
+    missing = [s for s in range(n) if status[s] == "exact" and not math.isfinite(grad[s])]
     hmissing = [] if order == 1 else [
         (s, r) for s in range(n) for r in range(n)
-        if hstatus[s][r] == "exact" and math.isnan(hess[s, r])]
+        if hstatus[s][r] == "exact" and not math.isfinite(hess[s, r])]
     if (missing or hmissing) and not undefined_value:
         limit = _limit(graph, point, order, high_dps, missing, hmissing)
         for s in missing:
-            grad[s], gerr[s], status[s] = limit.gradient[s]
-            low[s] = high[s] = grad[s]
+            grad[s], gerr[s], status[s], low[s], high[s] = limit.gradient[s]
         for s, r in hmissing:
-            hess[s, r], herr[s, r], hstatus[s][r] = limit.hessian[s, r]
-            hlow[s, r] = hhigh[s, r] = hess[s, r]
+            hess[s, r], herr[s, r], hstatus[s][r], hlow[s, r], hhigh[s, r] = limit.hessian[s, r]
+        if order == 2:  # no second derivative where the first does not exist
+            for s in range(n):
+                if status[s] != "exact" and status[s] != "limit":
+                    for r in range(n):
+                        hstatus[s][r] = hstatus[r][s] = "undefined"
         notes.extend(limit.notes)
     elif undefined_value:
-        notes.append("f is not defined at this point (its exact value is not a real number)")
+        notes.append("f has no finite real value at this point (log of a negative, a pole, or "
+                     "beyond any float): its derivatives have no reference")
         for s in missing:
             status[s] = "none"
         for s, r in hmissing:
@@ -860,6 +887,18 @@ def _combine_matrix(a, b):
     n = len(a)
     values, errors, digits = _combine([x for row in a for x in row], [x for row in b for x in row])
     return values.reshape(n, n), errors.reshape(n, n), digits
+
+
+def _degenerate(graph, first, n, zero):
+    """The inputs along which some switch at its switching point depends on them but does not
+    move to first order."""
+    switches = [k for k in zero if isinstance(k, int)]
+    out = set()
+    for s in range(n):
+        tangent = _tangents(graph, first, n, s)
+        if any(k in tangent and tangent[k] == 0 for k in switches):
+            out.add(s)
+    return out
 
 
 @dataclass(frozen=True)
@@ -937,11 +976,12 @@ class _Limit:
 
 
 def _limit(graph, point, order, dps, missing, hmissing):
-    """Where the formula is undefined at the point (0 * log 0): for entry s (and Hessian row
-    s), the limit of the derivative along e_s alone, from both sides at two distances, at high
-    precision; with f continuous along that line, that limit IS the partial derivative. Where
-    the formula is undefined on the whole line, the one-sided difference quotients of f itself
-    along e_s at the same distances (gradient entries only)."""
+    """Where the derivative's formula is undefined or infinite at the point (0 * log 0,
+    1 / sqrt(0)): entry s (and Hessian row s) along e_s alone, from both sides at two distances,
+    at high precision. Where f jumps along the line there is no derivative ('undefined');
+    else the limit of the derivative's formula IS the one-sided derivative (the mean value
+    theorem), and different one-sided limits make a kink. Where the formula is undefined on the
+    whole line, the one-sided difference quotients of f itself (gradient entries only)."""
     n = len(graph.names)
     powers = (dps // 3, dps // 2)
     rows = sorted(set(missing) | {s for s, _ in hmissing})
@@ -953,21 +993,34 @@ def _limit(graph, point, order, dps, missing, hmissing):
             direction = [0] * n
             direction[s] = max(1, abs(z[s]))
             samples = _samples(graph, z, direction, powers, order, [s])
+            jumps = _jumps(samples, powers, f0, dps)
             if s in missing:
-                gradient[s] = _entry_limit(samples, powers, lambda g, s=s: g[0][s], dps)
-                if gradient[s][2] == "none" and mpmath.isfinite(f0):
+                gradient[s] = _entry_limit(samples, powers, lambda g, s=s: g[0][s], dps, jumps)
+                if gradient[s][2] == "none" and mpmath.isfinite(f0) and not jumps:
                     quotients = {key: ((v[2] - f0) / (key[0] * mpmath.mpf(10) ** -key[1]
                                                       * direction[s]),)
                                  for key, v in samples.items()}
-                    value, error, status = _entry_limit(quotients, powers, lambda q: q[0], dps)
-                    # a difference quotient that grows without bound: f jumps, no derivative
-                    gradient[s] = (value, error, "undefined" if math.isinf(value) else status)
+                    gradient[s] = _entry_limit(quotients, powers, lambda q: q[0], dps, jumps)
             for r in range(n):
                 if (s, r) in hmissing:
-                    hessian[s, r] = _entry_limit(samples, powers, lambda g, r=r: g[1][0][r], dps)
-    notes = ("the derivative formula is undefined at the point (a form like 0 * log 0); there "
-             "the reference is the limit from both sides",)
+                    hessian[s, r] = _entry_limit(samples, powers, lambda g, r=r: g[1][0][r],
+                                                 dps, jumps)
+    notes = ("the derivative formula is undefined or infinite at the point (a form like "
+             "0 * log 0); there the reference is its limit from both sides",)
     return _Limit(gradient, hessian, notes)
+
+
+def _jumps(samples, powers, f0, dps):
+    """True when f itself does not tend to f0 along the line (on a side where it is defined)."""
+    near = powers[-1]
+    tolerance = mpmath.mpf(10) ** -(dps // 8) * max(1, abs(f0)) if mpmath.isfinite(f0) else 0
+    for side in (-1, 1):
+        value = samples[side, near][2]
+        if mpmath.isnan(value):
+            continue  # this side leaves the domain: one-sided, not a jump
+        if not mpmath.isfinite(f0) or not mpmath.isfinite(value) or abs(value - f0) > tolerance:
+            return True
+    return False
 
 
 def _samples(graph, z, direction, powers, order, rows):
@@ -989,7 +1042,10 @@ def _samples(graph, z, direction, powers, order, rows):
     return out
 
 
-def _entry_limit(samples, powers, pick, dps):
+def _entry_limit(samples, powers, pick, dps, jumps=False):
+    """(value, error, status, low, high) of one entry from its one-sided limits."""
+    if jumps:
+        return (math.nan, 0.0, "undefined", math.nan, math.nan)
     sides = []
     for side in (-1, 1):
         far, near = (pick(samples[side, p]) for p in powers)
@@ -1016,11 +1072,15 @@ def _converged(far, near, dps):
 
 
 def _merge_sides(left, right):
+    """(value, error, status, low, high) from the left and right limits (None: no limit)."""
     if left is None and right is None:
-        return (math.nan, math.nan, "none")
+        return (math.nan, math.nan, "none", math.nan, math.nan)
     if left is None or right is None:
         value, error = left or right
-        return (value, error, "limit")
+        return (value, error, "limit", value, value)
     if _same(left[0], right[0]) or abs(left[0] - right[0]) <= left[1] + right[1]:
-        return (right[0], max(left[1], right[1], abs(left[0] - right[0])), "limit")
-    return (math.nan, math.nan, "none")
+        error = max(left[1], right[1], abs(left[0] - right[0]))
+        return (right[0], error, "limit", right[0], right[0])
+    # f continuous, one-sided derivatives different: a kink of a function with no switch
+    return (math.nan, max(left[1], right[1]), "kink", min(left[0], right[0]),
+            max(left[0], right[0]))
