@@ -246,7 +246,7 @@ multiply = Primitive(
 divide = Primitive(
     "divide", lambda x, y: x / y, lambda x, y: x / y,
     vjp=[lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y],
-    jvp=[lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * x / (y * y)],
+    jvp=[lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * (x / y) / y],  # y*y underflows
     scalar=_divide_scalar,
 )
 negative = Primitive(
