@@ -43,7 +43,7 @@ from diffkit.ops import (
     transpose,
     where,
 )
-from diffkit.reverse import grad, jacobian, value_and_grad, vjp
+from diffkit.reverse import TapeEntry, Trace, grad, jacobian, trace, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
@@ -54,5 +54,5 @@ __all__ = [
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",
-    "value_and_grad", "vjp", "where",
+    "value_and_grad", "vjp", "where", "Trace", "TapeEntry", "trace",
 ]

@@ -3,6 +3,7 @@ floats, arrays and complex numbers go to NumPy, boxes to their transform, SymPy 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class Primitive:
     `vjp[i](g, ans, *args, **params)` returns the cotangent of input i and `jvp[i](t, ans, *args,
     **params)` the output tangent contributed by input i; `None` marks an input that is not
     differentiable. `scalar`, when given, computes the same function on Python floats quickly.
+    `grammar`, `kink` and `activation` say what the rest of diffkit needs to know of it: every
+    list of operations elsewhere is derived from these.
 
     Example:
         >>> twice = Primitive("twice", lambda x: 2 * x, lambda x: 2 * x,
@@ -43,6 +46,24 @@ class Primitive:
     scalar: Callable | None = None
     analytic: bool = True
     elementwise: bool = True
+    grammar: bool = False  # callable by name in `diffkit verify`'s text grammar
+    kink: bool = False  # a switch: its derivative jumps where its argument is 0 (or at a tie)
+    activation: bool = False  # one of the activations of the article's chains and studies
+
+    @property
+    def arity(self) -> int:
+        """The number of array inputs (the rules' inputs; parameters are keywords)."""
+        return len(self.vjp)
+
+    @property
+    def parameters(self) -> dict:
+        """The keyword parameters of the operation and their defaults (leaky_relu: alpha), as
+        its rules declare them."""
+        rule = next((r for r in (*self.vjp, *self.jvp) if r is not None), None)
+        if rule is None:
+            return {}
+        return {name: p.default for name, p in inspect.signature(rule).parameters.items()
+                if p.default is not inspect.Parameter.empty}
 
     def __call__(self, *args, **params):
         if len(args) == 1:

@@ -15,15 +15,17 @@ import warnings
 from dataclasses import dataclass, field
 
 from diffkit.errors import ExpressionError, InputError
+from diffkit.ops import PRIMITIVES
 
 MAX_LENGTH = 100_000
 MAX_NESTING = 200  # open brackets plus a run of unary signs
 MAX_TERM_TOKENS = 1_000  # per term between top-level + and -: keeps ast.parse's recursion shallow
 MAX_EXACT_BITS = 100_000  # an exact power (int or SymPy rational) larger than this is refused
 
-UNARY_FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "abs",
-                   "sigmoid", "relu", "softplus", "silu")
-ALPHA_FUNCTIONS = ("leaky_relu", "elu")
+# The grammar's functions, from the table: those without parameters, then those with alpha.
+UNARY_FUNCTIONS = tuple(n for n, p in PRIMITIVES.items() if p.grammar and not p.parameters)
+ALPHA_FUNCTIONS = tuple(n for n, p in PRIMITIVES.items()
+                        if p.grammar and set(p.parameters) == {"alpha"})
 FUNCTIONS = UNARY_FUNCTIONS + ALPHA_FUNCTIONS
 CONSTANTS = ("pi", "e")
 

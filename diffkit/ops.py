@@ -289,36 +289,42 @@ exp = Primitive(
     vjp=[lambda g, ans, x: g * ans],
     jvp=[lambda t, ans, x: t * exp(x)],
     scalar=_exp_scalar,
+    grammar=True,
 )
 log = Primitive(
     "log", np.log, sympy.log,
     vjp=[lambda g, ans, x: g / x],
     jvp=[lambda t, ans, x: t * x**-1],
     scalar=_log_scalar,
+    grammar=True,
 )
 sqrt = Primitive(
     "sqrt", np.sqrt, sympy.sqrt,
     vjp=[lambda g, ans, x: g * 0.5 / ans],
     jvp=[lambda t, ans, x: t / (2 * sqrt(x))],
     scalar=lambda x: math.sqrt(x) if x >= 0 else _NAN,
+    grammar=True,
 )
 sin = Primitive(
     "sin", np.sin, sympy.sin,
     vjp=[lambda g, ans, x: g * cos(x)],
     jvp=[lambda t, ans, x: t * cos(x)],
     scalar=_guarded(math.sin, None),
+    grammar=True,
 )
 cos = Primitive(
     "cos", np.cos, sympy.cos,
     vjp=[lambda g, ans, x: -g * sin(x)],
     jvp=[lambda t, ans, x: -(t * sin(x))],
     scalar=_guarded(math.cos, None),
+    grammar=True,
 )
 tan = Primitive(
     "tan", np.tan, sympy.tan,
     vjp=[lambda g, ans, x: g * (1 + ans * ans)],
     jvp=[lambda t, ans, x: t / cos(x) ** 2],
     scalar=_guarded(math.tan, None),
+    grammar=True,
 )
 _SATURATED = 1 / 64  # a difference from 1 below this (1 - tanh(x)**2 at |x| > 2.8) has lost
 # more than 6 bits of the output's rounding error: recompute it from the input there
@@ -346,63 +352,38 @@ def _plain(g, ans, x):
             and x.dtype.kind == "f")
 
 
-def _tanh_vjp(g, ans, x):
-    if _plain(g, ans, x):
-        # 1 - h * h in one temporary (NumPy elides none inside a function)
-        d = np.multiply(ans, ans, order="C")
-        np.subtract(1, d, out=d)
-        return np.multiply(g, _repaired(d, x, _sech2_np), out=d)
-    # 1 - tanh(x)**2 is 0 from |x| = 19 on; sech(x)**2 = 4 sigmoid(2x) sigmoid(-2x) is not
-    return g * (4 * sigmoid(2 * x) * sigmoid(-2 * x))
-
-
-def _sigmoid_vjp(g, ans, x):
-    # ans sigmoid(-x): 1 - ans, the usual form, is 0 from x = 37 on; it is accurate for x <= 0
-    if type(x) is float:
-        return g * ans * (1.0 - ans if x <= 0 else ans * math.exp(-x))  # = ans sigmoid(-x)
-    if _plain(g, ans, x):
-        return g * ans * _repaired(np.subtract(1, ans, order="C"), x, lambda v: _sigmoid_np(-v))
-    return g * ans * sigmoid(-x)
-
-
-def _tanh_jvp(t, ans, x):
-    e = exp(-2 * abs(x))  # sech(x)**2 = 4 e / (1 + e)**2, with e <= 1: never overflows
-    return t * (4 * e / (1 + e) ** 2)
-
-
-tanh = Primitive(
-    "tanh", np.tanh, sympy.tanh,
-    vjp=[_tanh_vjp],
-    jvp=[_tanh_jvp],
-    scalar=math.tanh,
-)
 sinh = Primitive(
     "sinh", np.sinh, sympy.sinh,
     vjp=[lambda g, ans, x: g * cosh(x)],
     jvp=[lambda t, ans, x: t * cosh(x)],
     scalar=_guarded(math.sinh, lambda x: math.copysign(_INF, x)),
+    grammar=True,
 )
 cosh = Primitive(
     "cosh", np.cosh, sympy.cosh,
     vjp=[lambda g, ans, x: g * sinh(x)],
     jvp=[lambda t, ans, x: t * sinh(x)],
     scalar=_guarded(math.cosh, lambda x: _INF),
+    grammar=True,
 )
 
 # Non-differentiable helpers: their outputs are constants under every transform.
 sign = Primitive(
     "sign", _sign_np, sympy.sign, vjp=[None], jvp=[None],
     scalar=lambda x: float((x > 0) - (x < 0)) if x == x else _NAN,
+    kink=True,
 )
 heaviside = Primitive(
     "heaviside", _heaviside_np, sympy.Heaviside, vjp=[None, None], jvp=[None, None],
     scalar=_heaviside_scalar,
+    kink=True,
 )
 where = Primitive(
     "where", np.where, _sympy_where,
     vjp=[None, lambda g, ans, c, x, y: where(c, g, 0.0), lambda g, ans, c, x, y: where(c, 0.0, g)],
     jvp=[None, lambda t, ans, c, x, y: where(c, t, 0.0), lambda t, ans, c, x, y: where(c, 0.0, t)],
     scalar=lambda c, x, y: x if c else y,
+    kink=True,
 )
 
 abs = Primitive(
@@ -410,6 +391,7 @@ abs = Primitive(
     vjp=[lambda g, ans, x: g * sign(x)],
     jvp=[lambda t, ans, x: sign(x) * t],
     scalar=builtins.abs,
+    grammar=True, kink=True,
 )
 maximum = Primitive(
     "maximum", _maximum_np, sympy.Max,
@@ -422,12 +404,45 @@ maximum = Primitive(
         lambda t, ans, x, y: t * (1 - heaviside(x - y, 0.5)),
     ],
     scalar=lambda x, y: x if x > y else y,
+    kink=True,
 )
+def _sigmoid_vjp(g, ans, x):
+    # ans sigmoid(-x): 1 - ans, the usual form, is 0 from x = 37 on; it is accurate for x <= 0
+    if type(x) is float:
+        return g * ans * (1.0 - ans if x <= 0 else ans * math.exp(-x))  # = ans sigmoid(-x)
+    if _plain(g, ans, x):
+        return g * ans * _repaired(np.subtract(1, ans, order="C"), x, lambda v: _sigmoid_np(-v))
+    return g * ans * sigmoid(-x)
+
+
 sigmoid = Primitive(
     "sigmoid", _sigmoid_np, lambda x: 1 / (1 + sympy.exp(-x)),
     vjp=[_sigmoid_vjp],
     jvp=[lambda t, ans, x: t * sigmoid(x) * sigmoid(-x)],
     scalar=_sigmoid_scalar,
+    grammar=True, activation=True,
+)
+def _tanh_vjp(g, ans, x):
+    if _plain(g, ans, x):
+        # 1 - h * h in one temporary (NumPy elides none inside a function)
+        d = np.multiply(ans, ans, order="C")
+        np.subtract(1, d, out=d)
+        return np.multiply(g, _repaired(d, x, _sech2_np), out=d)
+    # 1 - tanh(x)**2 is 0 from |x| = 19 on; sech(x)**2 = 4 sigmoid(2x) sigmoid(-2x) is not
+    return g * (4 * sigmoid(2 * x) * sigmoid(-2 * x))
+
+
+def _tanh_jvp(t, ans, x):
+    e = exp(-2 * abs(x))  # sech(x)**2 = 4 e / (1 + e)**2, with e <= 1: never overflows
+    return t * (4 * e / (1 + e) ** 2)
+
+
+tanh = Primitive(
+    "tanh", np.tanh, sympy.tanh,
+    vjp=[_tanh_vjp],
+    jvp=[_tanh_jvp],
+    scalar=math.tanh,
+    grammar=True, activation=True,
 )
 relu = Primitive(
     "relu", lambda x: np.where(np.real(x) > 0, x, 0.0),
@@ -435,6 +450,7 @@ relu = Primitive(
     vjp=[lambda g, ans, x: g * heaviside(x, 0.0)],
     jvp=[lambda t, ans, x: where(x > 0, t, 0.0)],
     scalar=lambda x: x if x > 0 else 0.0,
+    grammar=True, kink=True, activation=True,
 )
 leaky_relu = Primitive(
     "leaky_relu", lambda x, alpha=0.01: np.where(np.real(x) > 0, x, alpha * x),
@@ -448,12 +464,14 @@ leaky_relu = Primitive(
         lambda t, ans, x, alpha=0.01: where(x > 0, 0.0, t * x),
     ],
     scalar=lambda x, alpha=0.01: x if x > 0 else alpha * x,
+    grammar=True, kink=True, activation=True,
 )
 softplus = Primitive(
     "softplus", _softplus_np, lambda x: sympy.log(1 + sympy.exp(x)),
     vjp=[lambda g, ans, x: g * sigmoid(x)],
     jvp=[lambda t, ans, x: t * exp(-softplus(-x))],  # not 1 - exp(-ans): 0 from x = -37 on
     scalar=_softplus_scalar,
+    grammar=True, activation=True,
 )
 elu = Primitive(
     "elu", _elu_np,
@@ -469,12 +487,14 @@ elu = Primitive(
         lambda t, ans, x, alpha=1.0: where(x > 0, 0.0, t * elu(x)),
     ],
     scalar=lambda x, alpha=1.0: x if x > 0 else alpha * math.expm1(x),
+    grammar=True, kink=True, activation=True,
 )
 silu = Primitive(
     "silu", lambda x: x * _sigmoid_np(x), lambda x: x / (1 + sympy.exp(-x)),
     vjp=[lambda g, ans, x: g * sigmoid(x) * (1 + x * sigmoid(-x))],
     jvp=[lambda t, ans, x: t * (sigmoid(x) + ans * sigmoid(-x))],
     scalar=lambda x: x * _sigmoid_scalar(x),
+    grammar=True, activation=True,
 )
 
 # ---- shapes: reductions, matmul, reshape, transpose, indexing, broadcasting ----
@@ -562,6 +582,7 @@ max = Primitive(
         )
     ],
     scalar=_identity_scalar,
+    kink=True,
 )
 logsumexp = Primitive(
     "logsumexp", _logsumexp_np, _sympy_logsumexp, elementwise=False,
@@ -649,12 +670,6 @@ untake = Primitive(
     jvp=[lambda t, ans, x, index, shape: untake(t, index=index, shape=shape)],
 )
 
-PRIMITIVES = {
-    p.name: p
-    for p in [
-        add, subtract, multiply, divide, negative, power, exp, log, sqrt, sin, cos, tan, tanh,
-        sinh, cosh, abs, sign, heaviside, where, maximum, sigmoid, relu, leaky_relu, softplus,
-        elu, silu, sum, mean, max, logsumexp, matmul, reshape, transpose, broadcast_to, take,
-        untake,
-    ]
-}
+# The table: every Primitive defined above, in order. Everything else that needs a list of
+# operations (the grammar, the activations, the switches, the tests) derives it from here.
+PRIMITIVES = {p.name: p for p in list(globals().values()) if isinstance(p, Primitive)}

@@ -7,6 +7,7 @@ import dis
 import gc
 import math
 import types
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from diffkit.arguments import (
     stack,
 )
 from diffkit.boxes import ArrayBox
-from diffkit.core import Box, new_level, on_numpy_scalars, primal, shape_of
+from diffkit.core import Box, Primitive, new_level, on_numpy_scalars, primal, shape_of
 from diffkit.errors import InputError
 
 
@@ -285,6 +286,47 @@ def _trace(f, args, inputs, kwargs):
         x = args[n]
         args[n] = Tracer(x if type(x) is float else check_input(x, n), level, tape, i)
     return f(*args, **kwargs), tape, level
+
+
+class TapeEntry(NamedTuple):
+    """One entry of a traced tape: a primitive applied to `inputs` (values) with `params`,
+    giving `output`; `parents` pairs each traced input's position with the index of the entry
+    that computed it. The first entries are f's arguments (primitive None)."""
+
+    primitive: Primitive | None
+    inputs: tuple
+    params: dict
+    output: object
+    parents: tuple
+
+
+class Trace(NamedTuple):
+    """f's value, its tape (a tuple of TapeEntry in topological order) and the index of the
+    entry that computed the value (None when the value does not depend on the arguments)."""
+
+    value: object
+    entries: tuple
+    output: int | None
+
+
+def trace(f, *args) -> Trace:
+    """Run f on args, recording every primitive application (the tape reverse mode walks).
+
+    Arrays of 64 KiB and more that no VJP rule of their primitive reads are not kept (None or
+    an empty stand-in), as on every tape.
+
+    Example:
+        >>> import diffkit as dk
+        >>> t = dk.trace(lambda x, w: dk.sigmoid(w * x), 1.0, 0.0)
+        >>> [e.primitive.name for e in t.entries[2:]], t.output, t.value
+        (['multiply', 'sigmoid'], 3, 0.5)
+    """
+    out, tape, level = _trace(f, args, tuple(range(len(args))), {})
+    entries = [TapeEntry(None, (), {}, args[k], ()) for k in range(len(args))]
+    entries += [TapeEntry(prim, tuple(vals), dict(params or {}), ans, tuple(parents))
+                for prim, vals, params, ans, parents in tape[len(args):]]
+    index = out.index if type(out) is Tracer and out.level == level else None
+    return Trace(as_output(_value(out, level)), tuple(entries), index)
 
 
 def _pull(out, tape, level, seed, count):

@@ -6,15 +6,15 @@ import math
 import pytest
 import sympy
 
+import diffkit as dk
 from diffkit.experiments import swell
 from diffkit.experiments.catalog import baydin_derivative_l4, logistic_function
-from diffkit.reverse import _trace
 from diffkit.tolerance import close
 
 
 def _paths(f, *args):
-    out, tape, _ = _trace(f, args, tuple(range(len(args))), {})
-    return swell.tape_paths(tape, out.index, len(args))[out.index]
+    traced = dk.trace(f, *args)
+    return swell.tape_paths(traced.entries, traced.output)[traced.output]
 
 
 def test_path_counts_on_small_graphs():

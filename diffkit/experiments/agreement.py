@@ -15,7 +15,6 @@ import numpy as np
 
 import diffkit as dk
 from diffkit import reference
-from diffkit.core import primal
 from diffkit.experiments.catalog import (
     ACTIVATIONS,
     ARTICLE_DEPTH,
@@ -24,7 +23,7 @@ from diffkit.experiments.catalog import (
     chain_rule_table,
     get,
 )
-from diffkit.reverse import _trace
+from diffkit.ops import PRIMITIVES
 from diffkit.tolerance import close
 
 FULL_POINTS = 5
@@ -41,7 +40,6 @@ STATUSES = ("exact", "limit", "kink", "none", "undefined")
 KINK_MARGIN = 0.05
 OVERFLOW = 1e6
 MAX_DRAWS = 100_000
-_SWITCHES = {"relu", "leaky_relu", "elu", "abs", "sign", "heaviside"}
 
 # ---- edge points: chosen by a rule on the case, never by how the comparison turns out ----
 
@@ -65,7 +63,8 @@ EDGE_RULES = {
     "near 1": f"logistic maps: {DOMAIN_GAP:g} inside the upper end of their interval [0, 1]",
 }
 QUICK_EDGE_RULES = ("input 0",)  # quick mode: this rule on the catalog's cases only
-_IDENTITY_ON_POSITIVES = ("relu", "leaky_relu", "elu")
+# the activations that are the identity for x > 0: the switches among them
+_IDENTITY_ON_POSITIVES = tuple(name for name in ACTIVATIONS if PRIMITIVES[name].kink)
 _CHAIN_NAME = re.compile(r"chain_([a-z_]+)_(\d+)")
 
 
@@ -78,17 +77,15 @@ def safe_point(case, point) -> bool:
         >>> safe_point(case, (1.0, 1.0, 1.0)), safe_point(case, (1.0, -1.0, 1.0))
         (True, False)
     """
-    count = len(case.variables)
-    out, tape, _ = _trace(case.function, point, tuple(range(count)), {})
-    for entry in tape[count:]:
-        prim, vals, _, ans, _ = entry
+    traced = dk.trace(case.function, *point)
+    for prim, vals, _, ans, _ in traced.entries[len(case.variables):]:
         if not (math.isfinite(ans) and abs(ans) < OVERFLOW):
             return False
-        if prim.name in _SWITCHES and abs(vals[0]) < KINK_MARGIN:
+        if prim.kink and prim.name != "maximum" and np.min(np.abs(vals[0])) < KINK_MARGIN:
             return False
         if prim.name == "maximum" and abs(vals[0] - vals[1]) < KINK_MARGIN:
             return False
-    return math.isfinite(primal(out))
+    return math.isfinite(traced.value)
 
 
 def random_points(case, count: int, seed: int = 0) -> list:

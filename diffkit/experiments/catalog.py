@@ -10,9 +10,9 @@ import numpy as np
 
 import diffkit as dk
 from diffkit.errors import InputError
-from diffkit.reverse import _trace
+from diffkit.ops import PRIMITIVES
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "elu", "silu")
+ACTIVATIONS = tuple(name for name, p in PRIMITIVES.items() if p.activation)
 TARGET = 3.0  # the article's chain: C = (3 - y_depth)^2
 ARTICLE_DEPTH = 10
 CATALOG_LOGISTIC = (4, 8)
@@ -347,7 +347,8 @@ def chain_rule_table(case: Case, max_paths: int = 64):
         ([0.0, 0.0, -0.0, 1.0, 2.0, 0.5], 0.25)
     """
     count = len(case.variables)
-    out, tape, _ = _trace(case.function, case.point, tuple(range(count)), {})
+    traced = dk.trace(case.function, *case.point)
+    tape = traced.entries
     names = list(case.variables) + [f"h{i - count + 1}" for i in range(count, len(tape))]
     steps = []
     children = [[] for _ in tape]
@@ -363,7 +364,8 @@ def chain_rule_table(case: Case, max_paths: int = 64):
             children[j].append((i, float(derivative)))
         template = _TEMPLATES.get(prim.name, prim.name + "({0})")
         steps.append(Step(names[i], template.format(*operands), float(ans), tuple(local)))
-    paths = {names[k]: _paths_from(k, out.index, children, names, max_paths) for k in range(count)}
+    paths = {names[k]: _paths_from(k, traced.output, children, names, max_paths)
+             for k in range(count)}
     gradient = {name: float(sum(p.product for p in ps)) for name, ps in paths.items()}
     return steps, paths, gradient
 

@@ -9,7 +9,6 @@ import sympy
 
 import diffkit as dk
 from diffkit.experiments.catalog import baydin_derivative_l4, logistic_function
-from diffkit.reverse import _trace
 
 FULL_N = 14  # SymPy's raw derivative grows about 2.3x per step: n = 15 takes ~15 s alone
 QUICK_N = 10
@@ -33,19 +32,20 @@ def symbolic_sizes(n: int):
     return int(sympy.count_ops(derivative)), int(after), seconds
 
 
-def tape_paths(tape, out_index: int, inputs: int = 1) -> list:
-    """Count the input-to-node paths of every tape entry by dynamic programming: a node's count
-    is the sum of its parents' (an operand used twice counts twice). Never walks a path.
+def tape_paths(entries, out_index: int) -> list:
+    """Count the input-to-node paths of every tape entry (dk.trace's entries) by dynamic
+    programming: a node's count is the sum of its parents' (an operand used twice counts
+    twice); an argument has one. Never walks a path.
 
     Example:
-        >>> _, tape, _ = _trace(lambda x: x * x + x, (1.0,), (0,), {})
-        >>> tape_paths(tape, len(tape) - 1)[-1]
+        >>> t = dk.trace(lambda x: x * x + x, 1.0)
+        >>> tape_paths(t.entries, t.output)[-1]
         3
     """
-    paths = [1] * inputs + [0] * (len(tape) - inputs)
-    for i in range(inputs, out_index + 1):
-        _, _, _, _, parents = tape[i]
-        paths[i] = sum(paths[j] for _, j in parents)
+    paths = [1 if e.primitive is None else 0 for e in entries]
+    for i in range(out_index + 1):
+        if entries[i].primitive is not None:
+            paths[i] = sum(paths[j] for _, j in entries[i].parents)
     return paths
 
 
@@ -57,11 +57,11 @@ def tape_size(n: int, x: float = POINT):
         (10, 8)
     """
     f = logistic_function(n)
-    out, tape, level = _trace(f, (x,), (0,), {})
-    paths = tape_paths(tape, out.index)[out.index]
+    traced = dk.trace(f, x)
+    paths = tape_paths(traced.entries, traced.output)[traced.output]
     started = time.perf_counter()
     dk.value_and_grad(f)(x)
-    return len(tape), paths, time.perf_counter() - started
+    return len(traced.entries), paths, time.perf_counter() - started
 
 
 def baydin_check() -> dict:

@@ -3,9 +3,9 @@ gradient step costs at most 3 forward passes."""
 
 from __future__ import annotations
 
+import diffkit.bench.workloads.w5_mlp as w5_mlp
 from diffkit.bench.protocol import Target, Workload
 from diffkit.bench.targets import median
-from diffkit.bench.workloads import w5_mlp
 
 NAME = "W5-forward"
 
