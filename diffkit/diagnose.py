@@ -15,6 +15,7 @@ from diffkit import numeric
 from diffkit.arguments import check_input
 from diffkit.boxes import ArrayBox
 from diffkit.core import new_level
+from diffkit.errors import RuleError
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 RTOL = 1e-6
@@ -60,7 +61,7 @@ class RuleCheck:
     got: float
     tolerance: float
     location: str
-    status: str  # "ok", "wrong", "inconclusive" (not smooth here), "missing" (no rule)
+    status: str  # "ok", "wrong", "inconclusive" (not smooth here), "raised", "missing" (None)
     note: str = ""
 
     @property
@@ -73,6 +74,8 @@ class RuleCheck:
         head = f"{self.op}({shown}) at {self.location}: {self.mode.upper()} for input {self.input}"
         if self.status == "missing":
             return f"{head} is missing ({self.note})"
+        if self.status == "raised":
+            return f"{head} raised {self.note}"
         return (f"{head} is {self.status}: expected {self.expected:.12g}, got {self.got:.12g}"
                 + (f" ({self.note})" if self.note else ""))
 
@@ -161,14 +164,23 @@ def _check(prim, vals, params, ans, k, where, rng, rtol):
         rule = rules[k] if k < len(rules) else None
         base = (prim.name, mode, k, vals, expected)
         if rule is None:
+            if smooth and abs(expected) > tolerance:  # f depends on the input: a rule is owed
+                out.append(RuleCheck(*base, math.nan, tolerance, where, "missing",
+                                     f"no {mode.upper()} rule for input {k}, but the "
+                                     f"operation depends on it"))
             continue
         try:
             if mode == "vjp":
                 got = float(np.sum(np.asarray(rule(u, ans, *vals, **params)) * v))
             else:
                 got = float(np.sum(u * np.asarray(rule(v, ans, *vals, **params))))
-        except Exception as error:
+        except RuleError as error:  # the placeholder of a rule never defined
             out.append(RuleCheck(*base, math.nan, tolerance, where, "missing", str(error)))
+            continue
+        except Exception as error:  # a rule that exists and fails
+            first = str(error).splitlines()[0] if str(error) else ""
+            out.append(RuleCheck(*base, math.nan, tolerance, where, "raised",
+                                 f"{type(error).__name__}: {first}"))
             continue
         if abs(got - expected) <= tolerance or (math.isnan(got) and math.isnan(expected)):
             status, note = "ok", ""

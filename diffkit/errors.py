@@ -6,7 +6,7 @@ class DiffkitError(Exception):
 
 
 class ExpressionError(DiffkitError, ValueError):
-    """User text that is not an expression of diffkit's grammar (see DESIGN.md)."""
+    """User text that is not an expression of diffkit's grammar (`diffkit verify --help`)."""
 
 
 class InputError(DiffkitError, ValueError):

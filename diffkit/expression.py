@@ -1,6 +1,6 @@
 """The safe parser: user text -> Expression, by a whitelist over Python's AST (never eval/sympify).
 
-Owns the command line's grammar and limits (DESIGN.md, "Command line") and the `--at` points.
+Owns the command line's grammar and limits (README, "Verify an expression") and the `--at` points.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The one notion of "close" in diffkit, shared by compare() and the test suite:
-|actual - reference| <= atol + rtol * |reference|, elementwise, with NaN never close."""
+|actual - reference| <= atol + rtol * |reference|, elementwise. Equal entries are close (inf to
+inf of the same sign), and so are two NaNs (neither has a value); NaN is never close to a number."""
 
 from __future__ import annotations
 

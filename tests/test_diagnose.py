@@ -69,3 +69,12 @@ def test_testing_helpers_raise_with_the_table(article_bug):
     with pytest.raises(AssertionError, match="article_leaky_relu"):
         assert_rules_correct(article_bug["network"], *article_bug["POINT"])
     assert assert_grads_agree(lambda x: dk.silu(x) * dk.cos(x), 0.4, order=2).agree
+
+
+def test_a_rule_that_raises_is_told_apart_from_a_missing_one():
+    halve = dk.primitive(lambda x: x / 2, name="halve")
+    dk.defvjp(halve, lambda g, ans, x: g / 2)
+    dk.defjvp(halve, lambda t, ans, x: t.undefined_attribute)  # a bug in the rule itself
+    result = dk.diagnose(lambda x: halve(x), 3.0)
+    assert [c.status for c in result.checks] == ["ok", "raised"]
+    assert "AttributeError" in result.checks[1].describe() and not result.ok

@@ -241,7 +241,7 @@ def render_markdown(report, workloads=None) -> str:
             lines += summary + [""]
         if workload is not None:
             notes += [note for note in workload.notes if note not in notes]
-    lines += ["## Targets (issue 5)", "", "| workload | target | holds | measured |",
+    lines += ["## Targets", "", "| workload | target | holds | measured |",
               "|---|---|---|---|"]
     for t in report["targets"]:
         holds = {True: "yes", False: "NO", None: "not measured"}[t["holds"]]

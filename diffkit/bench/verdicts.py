@@ -24,9 +24,10 @@ from diffkit.bench.timing import add_ratios, error_line
 @dataclass(frozen=True)
 class VerdictCase:
     """One case: `function(ops)` is f(*point) written with ops.sigmoid/ops.tanh (diffkit's or
-    torch's), `text` the same f in the verify grammar; `targets` maps engine -> seconds (the
-    issue's); a call may take `deadline` seconds; an engine past it is not run at the later cases
-    of its `family`; `slope` cases are fitted for the cost's growth in the number of variables."""
+    torch's), `text` the same f in the verify grammar; `targets` maps engine -> seconds (its
+    time limits); a call may take `deadline` seconds; an engine past it is not run at the later
+    cases of its `family`; `slope` cases are fitted for the cost's growth in the number of
+    variables."""
 
     name: str
     description: str

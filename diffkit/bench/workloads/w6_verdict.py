@@ -1,5 +1,5 @@
 """W6, time to a verdict: dk.compare in process, `diffkit verify` as a new process and torch
-gradcheck on sigmoid/tanh chains and coupled sigmoid units; the issue's time limits per case
+gradcheck on sigmoid/tanh chains and coupled sigmoid units; a time limit per case
 and the goal that dk.compare's cost grows about linearly in the number of variables."""
 
 from __future__ import annotations
