@@ -286,7 +286,6 @@ class _Raw:
     note: str = ""
     spread: object = 0.0  # per gradient entry: rounding noise or the method's error estimate
     hessian_spread: object = 0.0
-    neighbours: tuple = ()  # the points a few ulps away at which the noise was measured
 
 
 def _reverse(f, args, argnums, order):
@@ -296,8 +295,7 @@ def _reverse(f, args, argnums, order):
         n = g.size
         h = np.array([_flatten(grad(lambda *a, k=k: _entry(grad(f, argnums)(*a), k),
                                     argnums)(*args)) for k in range(n)])
-    spread, neighbours = _noise(f, args, argnums, g)
-    return _Raw(g, h, spread=spread, neighbours=neighbours)
+    return _Raw(g, h, spread=_noise(f, args, argnums, g))
 
 
 def _broadcasts(f, args) -> bool:
@@ -484,10 +482,12 @@ def _compare(f, args, names, order, rtol, atol, value):
     if ref is None:
         notes.append(f"no symbolic reference ({results['symbolic'].note}); each entry is "
                      f"judged by the consensus of the other methods")
-    hull = _neighbourhood(f, names, order, ref, raws["reverse"])
-    judge = _Judge(results, raws, ref, rtol, atol, hull)
+    judge = _Judge(results, raws, ref, rtol, atol)
     judged = judge.methods(order)
     notes.extend(judge.notes)
+    if judge.resolution > 1e-8:
+        notes.append(f"decided by the consensus of methods resolving only about "
+                     f"{judge.resolution:.0e} relative: a smaller error would not be seen")
     agree = all(m.agree for m in judged.values() if m.applicable)
     agree = agree and judged["reverse"].applicable and not judge.conflicts
     if any(m.gradient is not None and not np.all(np.isfinite(m.gradient))
@@ -502,30 +502,6 @@ def _compare(f, args, names, order, rtol, atol, value):
                       () if ref is None else ref.kinks, tuple(dict.fromkeys(notes)),
                       tuple(status), math.nan if ref is None else ref.digits,
                       () if ref is None else tuple(zip(ref.low.tolist(), ref.high.tolist())))
-
-
-def _neighbourhood(f, names, order, ref, reverse_raw):
-    """Where the reverse gradient changes by more than rounding when the inputs move by a few
-    ulps, the point is within rounding of a switch (or f is that ill-conditioned): a float
-    method's answer is then right if it is the exact derivative at some point that close.
-    Returns (low, high, entries): the reference's range over the point and those neighbours
-    for those entries, or None."""
-    if ref is None or reverse_raw is None or not reverse_raw.neighbours:
-        return None
-    finite = np.where(np.isfinite(ref.gradient), np.abs(ref.gradient), 0.0)
-    scale = np.maximum(np.maximum(ref.magnitude, finite), np.max(finite, initial=0.0))
-    near = np.flatnonzero(np.asarray(reverse_raw.spread) > FLOOR * EPS * scale)
-    if near.size == 0:
-        return None
-    low, high = ref.low.copy(), ref.high.copy()
-    for point in reverse_raw.neighbours:
-        try:
-            other = reference.compute(f, point, names, 1).gradient
-        except (Exception, _Timeout):
-            return None
-        low[near] = np.fmin(low[near], other[near])
-        high[near] = np.fmax(high[near], other[near])
-    return low, high, tuple(int(k) for k in near)
 
 
 class _Timeout(BaseException):
@@ -565,17 +541,19 @@ class _Entry:
     error: float = 0.0
     low: float = math.nan
     high: float = math.nan
+    others: tuple = ()  # the exact values with a switch decided as a few ulps away
 
 
 class _Judge:
     """Judges every method entry by entry against the reference (or the consensus)."""
 
-    def __init__(self, results, raws, ref, rtol, atol, hull=None):
-        self.results, self.raws, self.ref, self.hull = results, raws, ref, hull
+    def __init__(self, results, raws, ref, rtol, atol):
+        self.results, self.raws, self.ref = results, raws, ref
         self.user = None if rtol is None and atol is None else Tolerance(
             rtol=0.0 if rtol is None else rtol, atol=0.0 if atol is None else atol)
         self.notes = []
         self.conflicts = []  # entries where methods disagree and nothing decides between them
+        self.resolution = 0.0  # the loosest relative tolerance of a deciding consensus
 
     def methods(self, order):
         gradient = self._judge_all(hessian=False)
@@ -595,17 +573,27 @@ class _Judge:
         if ref is None:
             return None
         if hessian:
-            n = ref.hessian.shape[0]
-            return [_Entry(ref.hessian_status[i][j], ref.hessian[i, j],
-                           ref.hessian_error[i, j], ref.hessian_low[i, j],
-                           ref.hessian_high[i, j]) for i in range(n) for j in range(n)]
-        low, high = (ref.low, ref.high) if self.hull is None else self.hull[:2]
-        return [_Entry(s, v, e, lo, hi) for s, v, e, lo, hi in
-                zip(ref.status, ref.gradient, ref.error, low, high)]
+            others = [np.ravel(h) for _, h in ref.alternatives]
+            status, value, error, low, high = (np.ravel(np.array(ref.hessian_status)),
+                                               np.ravel(ref.hessian), np.ravel(ref.hessian_error),
+                                               np.ravel(ref.hessian_low),
+                                               np.ravel(ref.hessian_high))
+        else:
+            others = [g for g, _ in ref.alternatives]
+            status, value, error, low, high = (ref.status, ref.gradient, ref.error, ref.low,
+                                               ref.high)
+        return [_Entry(status[k], value[k], error[k], low[k], high[k],
+                       tuple(o[k] for o in others if o[k] != value[k] and not math.isnan(o[k])))
+                for k in range(len(value))]
 
     def _candidates(self, hessian):
         """name -> (flat values, extra allowance per entry) of each method that ran."""
         out = {}
+        entries = self._entries(hessian) or ()
+        # a switch at or a few ulps from the point: ulp-nudges may cross it, so their spread is
+        # not rounding noise; the kink's interval or the switched values stand in for it
+        near_switch = self.ref is not None and (self.ref.kinks or self.ref.alternatives)
+        switched = list(range(len(entries))) if near_switch else []
         for name, m in self.results.items():
             if name == "symbolic" or not m.applicable:
                 continue
@@ -619,9 +607,9 @@ class _Judge:
             values = np.ravel(np.asarray(values, dtype=float))
             spread = np.broadcast_to(np.nan_to_num(np.ravel(np.asarray(
                 0.0 if spread is None else spread, dtype=float)), nan=0.0), values.shape)
-            if self.hull is not None and not hessian and name != "central":
+            if switched and name != "central":
                 spread = spread.copy()
-                spread[list(self.hull[2])] = 0.0  # measured as the neighbourhood instead
+                spread[switched] = 0.0  # a switch a few ulps away, not rounding: see _Entry
             out[name] = (values, spread)
         return out
 
@@ -717,45 +705,61 @@ class _Judge:
             return (not math.isfinite(v)), (0.0 if not math.isfinite(v) else math.inf)
         if not math.isfinite(v):
             return False, math.inf
-        # [low, high] is the value itself, or its range over a few ulps around the point
-        low, high = min(e.low, e.value), max(e.high, e.value)
-        err = 0.0 if low <= v <= high else min(abs(v - low), abs(v - high))
+        # the exact value, or one of the exact values with a switch falling as a few ulps away;
+        # a numerical method's stencil straddles that switch: anything between them
+        candidates = (e.value, *e.others)
+        if numerical and e.others:
+            low, high = min(candidates), max(candidates)
+            err = 0.0 if low <= v <= high else min(abs(v - low), abs(v - high))
+        else:
+            err = min(abs(v - c) for c in candidates)
         return bool(err <= allowed + e.error), abs(v - e.value)
 
     def _consensus(self, candidates, k, hessian):
         """(centre value, {name: right?, ('error', name): error}) from the largest group of
-        methods that agree with each other within their tolerances; (nan, None) when no
-        strict majority of at least two agrees."""
+        independent answers that agree with each other within their tolerances; (nan, None)
+        when no strict majority of at least two agrees, or two groups tie. Reverse and forward
+        mode run two halves of the same rules, so when they agree they are one answer, 'AD'."""
         values = {name: vs[k] for name, (vs, _) in candidates.items() if math.isfinite(vs[k])}
-        if len(values) < 2:
-            return math.nan, None
         allow = {}
         for name, v in values.items():
             spread = candidates[name][1][k]
             allow[name] = float(self._allowed(name, hessian, np.array([v]),
                                               np.array([spread]))[0])
-        names = list(values)
+        votes = dict(values)
+        members = {name: (name,) for name in values}
+        if "reverse" in votes and "forward" in votes and abs(
+                votes["reverse"] - votes["forward"]) <= allow["reverse"] + allow["forward"]:
+            votes["AD"], members["AD"] = votes.pop("reverse"), ("reverse", "forward")
+            del votes["forward"]
+            allow["AD"] = max(allow["reverse"], allow["forward"])
+        if len(votes) < 2:
+            return math.nan, None
+        names = list(votes)
         groups = []
         for size in range(len(names), 1, -1):
             groups = [group for group in itertools.combinations(names, size)
-                      if all(abs(values[a] - values[b]) <= allow[a] + allow[b]
+                      if all(abs(votes[a] - votes[b]) <= allow[a] + allow[b]
                              for a, b in itertools.combinations(group, 2))]
             if groups:
                 break
         # two different largest groups (a wide tolerance bridging two answers): undecided
-        if len(groups) != 1 or 2 * len(groups[0]) <= len(values):
+        if len(groups) != 1 or 2 * len(groups[0]) <= len(votes):
             return math.nan, None
         best = groups[0]
-        centre = float(np.median([values[name] for name in best]))
+        self.resolution = max(self.resolution, max(
+            allow[b] / abs(votes[b]) if votes[b] else 0.0 for b in best))
+        centre = float(np.median([votes[name] for name in best]))
+        agreeing = {m for b in best for m in members[b]}
         verdicts = {}
         for name in candidates:
             v = candidates[name][0][k]
-            if name in best:
+            if name in agreeing:
                 verdicts[name] = True
             elif not math.isfinite(v):
                 verdicts[name] = name in NUMERICAL  # a numerical method may fail; AD may not
             else:  # wrong when it contradicts any member of the agreeing majority
-                verdicts[name] = all(abs(v - values[b]) <= allow[name] + allow[b] for b in best)
+                verdicts[name] = all(abs(v - votes[b]) <= allow[name] + allow[b] for b in best)
             verdicts[("error", name)] = abs(v - centre) if math.isfinite(v) else None
         return centre, verdicts
 
@@ -766,22 +770,19 @@ def _entries(count, hessian):
 
 
 def _noise(f, args, argnums, gradient):
-    """(Largest change of the reverse gradient when the inputs move by a few ulps, the moved
-    points): seeded, NOISE_SAMPLES of them."""
+    """Largest change of the reverse gradient when the inputs move by a few ulps (seeded)."""
     rng = np.random.default_rng(0)
     spread = np.zeros_like(gradient)
-    neighbours = []
     for _ in range(NOISE_SAMPLES):
-        moved = tuple(_nudge(a, rng) for a in args)
-        neighbours.append(moved)
+        moved = [_nudge(a, rng) for a in args]
         try:
             other = _flatten(grad(f, argnums)(*moved))
         except Exception:
-            return spread, ()
+            return spread
         with np.errstate(all="ignore"):
             change = np.abs(other - gradient)
         spread = np.fmax(spread, np.where(np.isfinite(change), change, 0.0))
-    return spread, tuple(neighbours)
+    return spread
 
 
 def _nudge(a, rng):

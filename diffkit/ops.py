@@ -393,6 +393,8 @@ abs = Primitive(
     scalar=builtins.abs,
     grammar=True, kink=True,
 )
+
+
 maximum = Primitive(
     "maximum", _maximum_np, sympy.Max,
     vjp=[
@@ -403,7 +405,7 @@ maximum = Primitive(
         lambda t, ans, x, y: t * heaviside(x - y, 0.5),
         lambda t, ans, x, y: t * (1 - heaviside(x - y, 0.5)),
     ],
-    scalar=lambda x, y: x if x > y else y,
+    scalar=lambda x, y: x if x > y or x != x else y,  # nan wins, as in np.maximum
     kink=True,
 )
 def _sigmoid_vjp(g, ans, x):
@@ -444,12 +446,17 @@ tanh = Primitive(
     scalar=math.tanh,
     grammar=True, activation=True,
 )
+def _relu_np(x):
+    # nan stays nan (a nan input is no negative number); complex input by its real part
+    return np.where((np.real(x) > 0) | np.isnan(x), x, 0.0)
+
+
 relu = Primitive(
-    "relu", lambda x: np.where(np.real(x) > 0, x, 0.0),
+    "relu", _relu_np,
     lambda x: sympy.Piecewise((x, x > 0), (0, True)),
     vjp=[lambda g, ans, x: g * heaviside(x, 0.0)],
     jvp=[lambda t, ans, x: where(x > 0, t, 0.0)],
-    scalar=lambda x: x if x > 0 else 0.0,
+    scalar=lambda x: x if x > 0 or x != x else 0.0,
     grammar=True, kink=True, activation=True,
 )
 leaky_relu = Primitive(

@@ -130,6 +130,9 @@ class _Local:
         self.grads = [sympy.lambdify(dummies, sympy.diff(canonical, d), modules="mpmath")
                       for d in dummies]
         self._hessian = None
+        self.explosive = canonical.has(sympy.exp, sympy.sinh, sympy.cosh) or any(
+            isinstance(e, sympy.Pow) and not e.exp.is_number for e in sympy.preorder_traversal(
+                canonical))
 
     @property
     def hessian(self):
@@ -379,15 +382,19 @@ def _real(x):
         mpmath.mpf(x.real) if x.imag == 0 else _NAN)
 
 
-_HUGE = 2**20  # binary exponent: a value beyond 2**(2**20) ~ 10**315652 counts as infinite
+_CLAMP = 4096  # bits: an argument of exp beyond 2**4096 ~ 10**1233 is clamped there
 
 
-def _capped(v):
-    """v, or +-inf past _HUGE: exp(exp(exp(...))) would otherwise build million-digit
-    exponents; nothing that large means anything next to float64's 1.8e308."""
-    if mpmath.isfinite(v) and v != 0 and mpmath.mag(v) > _HUGE:
-        return mpmath.inf if v > 0 else -mpmath.inf
-    return v
+def _clamped(local, values):
+    """The arguments of an exponentially growing node (exp, sinh, cosh, a power with a variable
+    exponent) clamped to +-2**_CLAMP: exp of a value with a million-digit exponent takes
+    minutes, while anything past exp(2**4096) is equally beyond every float (and its sign and
+    its being huge are all the derivatives downstream can use)."""
+    if not local.explosive:
+        return values
+    limit = mpmath.mpf(2) ** _CLAMP
+    return [v if not mpmath.isfinite(v) or v == 0 or mpmath.mag(v) <= _CLAMP
+            else (limit if v > 0 else -limit) for v in values]
 
 
 def _call(fn, values):
@@ -464,9 +471,8 @@ def _evaluate(graph, z, forced):
             v = const[node.data]
             for a in node.args:
                 v = v * values[a]
-            v = _capped(v)
         elif kind == _FN:
-            v = _capped(_call(node.data.value, [values[a] for a in node.args]))
+            v = _call(node.data.value, _clamped(node.data, [values[a] for a in node.args]))
         else:
             v, sweep.choices[i] = _choose(i, node, sweep, forced)
         values[i] = v
@@ -525,7 +531,7 @@ def _partials(graph, sweep, order):
         elif kind == _MUL:
             first[i], second[i] = _product_partials(node, values, sweep.consts, order)
         elif kind == _FN:
-            vals = [values[a] for a in node.args]
+            vals = _clamped(node.data, [values[a] for a in node.args])
             first[i] = tuple(_call(g, vals) for g in node.data.grads)
             if order == 2:
                 second[i] = tuple(tuple(_call(h, vals) for h in row)
@@ -693,8 +699,11 @@ class Reference:
     'kink', 'none' (no reference: one-sided limits differ or f is undefined), 'undefined'
     (the derivative does not exist: judged by nobody). Same fields for the Hessian (None at
     order 1). `magnitude` (and `hessian_magnitude`): the chain rule on absolute values, the
-    scale of float64 rounding in any method that sums the same terms. `digits`: significant
-    digits proven by two precisions (min over entries).
+    scale of float64 rounding in any method that sums the same terms. `alternatives`: where a
+    switch falls the other way a few ulps from the point (relu(x*y - c) with the float c =
+    x*y), the exact derivatives at the point with the switches decided as there: a float method
+    may rightly take either branch. `digits`: significant digits proven by two precisions
+    (min over entries).
     """
 
     gradient: np.ndarray
@@ -709,6 +718,7 @@ class Reference:
     hessian_status: tuple | None
     magnitude: np.ndarray
     hessian_magnitude: np.ndarray | None
+    alternatives: tuple  # (gradient, Hessian or None) with switches decided as a few ulps away
     digits: float
     kinks: tuple
     notes: tuple
@@ -872,7 +882,39 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         None if hstatus is None else tuple(tuple(r) for r in hstatus),
         np.nan_to_num(magnitude, nan=0.0, posinf=0.0),
         None if hmagnitude is None else np.nan_to_num(hmagnitude, nan=0.0, posinf=0.0),
-        gdigits, kinks, tuple(notes))
+        _alternatives(graph, point, forced, zero, order, high_dps), gdigits, kinks,
+        tuple(notes))
+
+
+_NUDGE_ULPS = 4
+
+
+def _alternatives(graph, point, forced, zero, order, dps):
+    """(gradient, Hessian) at the point for each other way the switches fall at a point a few
+    ulps away (every input moved by NUDGE_ULPS ulps: all up, all down, alternating both ways)."""
+    n = len(graph.names)
+    values = np.array(point, dtype=float)
+    signs = [np.ones(n), -np.ones(n), (-1.0) ** np.arange(n), -((-1.0) ** np.arange(n))]
+    seen, out = [], []
+    with mpmath.workdps(dps):
+        z = [mpmath.mpf(p) for p in point]
+        for sign in signs:
+            moved = values * (1 + sign * _NUDGE_ULPS * np.finfo(float).eps)
+            near = _evaluate(graph, [mpmath.mpf(float(v)) for v in moved], {})
+            decided = dict(forced)
+            for k, s in near.sides.items():
+                if k not in zero and s is not None and s != forced.get(k):
+                    decided[k] = s
+            for i, tied in near.ties.items():
+                if ("tie", i) not in zero and tied != forced.get(("tie", i)):
+                    decided["tie", i] = tied
+            if decided == forced or decided in seen:
+                continue
+            seen.append(decided)
+            grad, hess, _, _ = _derivatives(graph, z, decided, order)
+            out.append((np.array([float(g) for g in grad]), None if hess is None else
+                        np.array([[float(h) for h in row] for row in hess])))
+    return tuple(out)
 
 
 def _combine(a, b):

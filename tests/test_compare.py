@@ -233,13 +233,31 @@ def test_a_float_point_within_rounding_of_a_switch_is_judged_on_its_neighbourhoo
     assert result.agree, result.table()
 
 
-def test_no_reference_and_no_majority_is_a_disagreement():
+def test_without_a_reference_two_numerical_methods_outvote_one_set_of_rules():
     square = dk.primitive(lambda x: x**2, name="square_wrong_sign")
     dk.defvjp(square, lambda g, ans, x: -2 * g * x)
     dk.defjvp(square, lambda t, ans, x: -2 * t * x)
-    result = dk.compare(square, 1.5)  # AD says -3, central and the complex step 3
+    result = dk.compare(square, 1.5)  # AD says -3 (its rules), central and complex step 3
     assert result.reference == "consensus" and not result.agree, result.table()
-    assert not any(m.wrong for m in result.methods.values())
+    assert result.methods["reverse"].wrong and result.methods["forward"].wrong
+    assert result.methods["central"].agree and result.methods["complex_step"].agree
+
+
+def test_no_reference_and_no_majority_is_a_disagreement_without_blame():
+    square = dk.primitive(lambda x: x**2, name="square_no_complex", analytic=False)
+    dk.defvjp(square, lambda g, ans, x: -2 * g * x)
+    dk.defjvp(square, lambda t, ans, x: -2 * t * x)
+    result = dk.compare(square, 1.5)  # AD -3 against central 3, nothing else
+    assert not result.agree and not any(m.wrong for m in result.methods.values())
+
+
+def test_rules_wrong_alike_in_both_modes_count_once():
+    cube = dk.primitive(lambda x: np.asarray(x) ** 3, name="cube_both_off")
+    dk.defvjp(cube, lambda g, ans, x: g * 3 * x**2 * (1 + 1e-6))
+    dk.defjvp(cube, lambda t, ans, x: t * 3 * x**2 * (1 + 1e-6))
+    result = dk.compare(cube, 1.3)  # the complex step resolves 1e-6; central bridges both
+    assert not result.agree, result.table()
+    assert not result.methods["complex_step"].wrong
 
 
 def test_two_largest_groups_blame_nobody():

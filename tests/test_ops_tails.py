@@ -448,3 +448,10 @@ def test_a_user_primitive_without_a_complex_path_still_refuses():
         kinked(1.0 + 1e-20j)
     result = complex_step(kinked, (1.0,))
     assert not result.applicable and "kinked" in result.reason
+
+
+def test_nan_propagates_through_the_switches():
+    # a nan input is no negative number: relu and maximum must not turn it into a value
+    for value in (dk.relu(math.nan), dk.maximum(math.nan, 1.0), dk.maximum(1.0, math.nan)):
+        assert math.isnan(value)
+    assert np.isnan(dk.relu(np.array([math.nan, -1.0]))[0])
