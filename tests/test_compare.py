@@ -298,3 +298,21 @@ def test_a_degenerate_switch_has_no_second_derivative():
 def test_values_beyond_any_float_do_not_stall_the_reference():
     result = dk.compare(dk.parse("exp(exp(exp(exp(exp(x)))))"), 1.0)
     assert result.methods["symbolic"].applicable and result.methods["symbolic"].seconds < 10
+
+
+def test_a_switch_a_few_ulps_away_offers_its_exact_branch_not_everything_between():
+    cube = dk.primitive(lambda x: x**3, name="cube_half_wrong", sympy_impl=lambda x: x**3)
+    dk.defvjp(cube, lambda g, ans, x: g * 1.5 * x**2)  # the derivative is 3 x**2
+    dk.defjvp(cube, lambda t, ans, x: t * 1.5 * x**2)
+    c = 0.1 * 3.0  # the float product: x*y - c is 0 in floats, about +1e-17 exactly
+    hidden = dk.compare(lambda x, y: dk.relu(x * y - c) + cube(x), 0.1, 3.0)
+    assert not hidden.agree and 0 in hidden.methods["reverse"].wrong, hidden.table()
+    x, y = 1.0724610869304878, 1.905881023019277
+    c2 = x * y  # a float product that rounds down: the exact x*y - c2 is about +1e-17
+    right = dk.compare(lambda x, y: dk.relu(x * y - c2) ** 2, x, y, order=2)
+    assert right.agree, right.table()
+
+
+def test_softplus_far_out_keeps_its_slope():
+    result = dk.compare(dk.parse("softplus(x)"), 730000.0)
+    assert result.agree and result.methods["symbolic"].gradient[0] == 1.0, result.table()
