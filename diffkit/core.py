@@ -81,6 +81,11 @@ class Primitive:
             if (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype.kind in "fiub"
                     and y.dtype.kind in "fiub"):
                 return self.impl(x, y, **params)  # real arrays: NumPy, nothing to decide
+        return self._dispatch(args, params)
+
+    def _dispatch(self, args, params):
+        """The general case: the highest-level box applies the primitive; else floats go to
+        the scalar path, SymPy values to the counterpart, the rest to NumPy."""
         top = None
         plain = True
         symbolic = False
