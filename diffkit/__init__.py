@@ -13,7 +13,7 @@ from diffkit.errors import (
     TracedValueError,
 )
 from diffkit.expression import Expression, parse
-from diffkit.extend import defjvp, defvjp, primitive
+from diffkit.extend import defjvp, defvjp, primitive, replaced_rule
 from diffkit.forward import jacfwd, jvp
 from diffkit.mixed import hessian, hvp
 from diffkit.ops import (
@@ -50,7 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Comparison", "Compiled", "Diagnosis", "DiffkitError", "Expression", "ExpressionError",
     "InputError", "NotAnalyticError", "Primitive", "RuleError", "TracedValueError", "compare",
-    "compile", "defjvp", "defvjp", "diagnose", "parse", "primitive",
+    "compile", "defjvp", "defvjp", "diagnose", "parse", "primitive", "replaced_rule",
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",

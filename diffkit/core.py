@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
@@ -41,14 +41,19 @@ class Primitive:
     name: str
     impl: Callable
     sympy_impl: Callable | None = None
-    vjp: list = field(default_factory=list)
-    jvp: list = field(default_factory=list)
+    vjp: tuple = ()
+    jvp: tuple = ()
     scalar: Callable | None = None
     analytic: bool = True
     elementwise: bool = True
     grammar: bool = False  # callable by name in `diffkit verify`'s text grammar
     kink: bool = False  # a switch: its derivative jumps where its argument is 0 (or at a tie)
     activation: bool = False  # one of the activations of the article's chains and studies
+
+    def __post_init__(self):
+        # rules are replaced whole, through set_rules, never edited in place
+        object.__setattr__(self, "vjp", tuple(self.vjp))
+        object.__setattr__(self, "jvp", tuple(self.jvp))
 
     @property
     def arity(self) -> int:
@@ -123,6 +128,17 @@ class Primitive:
         if isinstance(out, np.ndarray) and out.ndim == 0:
             return out.item()
         return out
+
+
+def set_rules(prim: Primitive, mode: str, rules) -> tuple:
+    """Replace prim's `mode` ("vjp" or "jvp") rules by `rules` (one per input, None: not
+    differentiable) and return the old ones. The only way rules change: what depends on them
+    (the tape's record of which inputs a rule reads) notices a new tuple by its identity."""
+    if mode not in ("vjp", "jvp"):
+        raise ValueError(f"mode must be 'vjp' or 'jvp', not {mode!r}")
+    old = getattr(prim, mode)
+    object.__setattr__(prim, mode, tuple(rules))
+    return old
 
 
 def on_numpy_scalars(rule, g, ans, vals, params):

@@ -4,8 +4,9 @@ hand-written rules. diffkit checks them exactly as it checks its own (compare, d
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 
-from diffkit.core import Primitive
+from diffkit.core import Primitive, set_rules
 from diffkit.errors import RuleError
 
 
@@ -53,10 +54,32 @@ def primitive(impl=None, *, name=None, sympy_impl=None, analytic=True, elementwi
 def defvjp(prim: Primitive, *rules) -> None:
     """Set prim's VJP rules, one `rule(g, ans, *args)` per input in order; inputs past the
     last rule (or given None) are not differentiable."""
-    prim.vjp[:] = list(rules) + [None] * (len(prim.vjp) - len(rules))
+    set_rules(prim, "vjp", list(rules) + [None] * (len(prim.vjp) - len(rules)))
 
 
 def defjvp(prim: Primitive, *rules) -> None:
     """Set prim's JVP rules, one `rule(t, ans, *args)` per input in order; inputs past the
     last rule (or given None) are not differentiable."""
-    prim.jvp[:] = list(rules) + [None] * (len(prim.jvp) - len(rules))
+    set_rules(prim, "jvp", list(rules) + [None] * (len(prim.jvp) - len(rules)))
+
+
+@contextmanager
+def replaced_rule(prim: Primitive, mode: str, k: int, rule):
+    """Within the block, prim's `mode` ("vjp" or "jvp") rule for input k is `rule`; the old
+    rules come back afterwards, whatever happens (a test of a checker, a deliberate bug).
+
+    Example:
+        >>> import diffkit as dk
+        >>> with replaced_rule(dk.sin, "vjp", 0, lambda g, ans, x: 2 * g):
+        ...     dk.grad(dk.sin)(0.0)
+        2.0
+        >>> dk.grad(dk.sin)(0.0)
+        1.0
+    """
+    rules = list(getattr(prim, mode))
+    rules[k] = rule
+    old = set_rules(prim, mode, rules)
+    try:
+        yield prim
+    finally:
+        set_rules(prim, mode, old)

@@ -148,7 +148,7 @@ def _reads(rule):
     return _read_by[rule]
 
 
-def _unreadpositions(prim):
+def _unread_positions(prim):
     """The positions (1: ans, 2 + k: input k) that no VJP rule of prim reads, as told from the
     rules' code; a rule whose code cannot be read reads everything."""
     unread = None
@@ -173,7 +173,7 @@ def _large(x):
     return type(x) is np.ndarray and x.nbytes >= _LARGE and x.dtype.itemsize <= len(_ZEROS)
 
 
-_saved = {}  # prim -> (its vjp rules when last looked at, their unread positions)
+_saved = {}  # prim -> (its vjp rules tuple when last looked at, their unread positions)
 
 
 def _entry(prim, vals, params, ans, parents):
@@ -186,8 +186,8 @@ def _entry(prim, vals, params, ans, parents):
     if not large:
         return (prim, vals, params, ans, parents)
     rules, unread = _saved.get(prim, (None, None))
-    if rules != prim.vjp:  # first use, or the rules were replaced (defvjp)
-        rules, unread = list(prim.vjp), _unreadpositions(prim)
+    if rules is not prim.vjp:  # first use, or the rules were replaced (set_rules)
+        rules, unread = prim.vjp, _unread_positions(prim)
         _saved[prim] = (rules, unread)
     if 1 in unread:
         ans = None

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import diffkit as dk
 from diffkit import cli, ops
 
 SIGMOID = "1/(1+exp(-(w*x+b)))"
@@ -72,12 +73,8 @@ def test_non_finite_values_are_null_and_explained(capsys):
 
 
 def test_a_wrong_rule_exits_1(capsys):
-    right = ops.sin.vjp[0]
-    ops.sin.vjp[0] = lambda g, ans, x: g * ops.sin(x)
-    try:
+    with dk.replaced_rule(ops.sin, "vjp", 0, lambda g, ans, x: g * ops.sin(x)):
         status, out, _ = run(capsys, "verify", "sin(x)*y", "--at", "x=0.3,y=2")
-    finally:
-        ops.sin.vjp[0] = right
     assert status == 1
     assert "DISAGREE" in out
 
@@ -311,14 +308,10 @@ class LeftReader:
 
 
 def test_a_reader_leaving_keeps_the_verdict(monkeypatch, capsys):
-    right = ops.sin.vjp[0]
-    ops.sin.vjp[0] = lambda g, ans, x: g * ops.sin(x)
-    try:
+    with dk.replaced_rule(ops.sin, "vjp", 0, lambda g, ans, x: g * ops.sin(x)):
         monkeypatch.setattr(sys, "stdout", LeftReader())
         status = cli.main(["verify", "sin(x)*y", "--at", "x=0.3,y=2"])
         monkeypatch.undo()
-    finally:
-        ops.sin.vjp[0] = right
     assert status == 1
     assert capsys.readouterr().err == ""
 

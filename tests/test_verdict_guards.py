@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import diffkit as dk
 from diffkit import ops
+from diffkit.core import set_rules
 
 PERTURBATION = 1e-6
 DIFFERENTIABLE = [n for n in ALL if differentiable_inputs(ops.PRIMITIVES[n])]
@@ -49,17 +50,17 @@ def _perturbed(rule):
 
 @pytest.fixture
 def swap_rule():
-    """Replace one rule of a built-in primitive for the test; put it back afterwards."""
+    """Perturb one rule of a built-in primitive for the test; put the rules back afterwards."""
     swapped = []
 
     def swap(prim, mode, k):
-        rules = getattr(prim, mode)
-        swapped.append((rules, k, rules[k]))
+        rules = list(getattr(prim, mode))
         rules[k] = _perturbed(rules[k])
+        swapped.append((prim, mode, set_rules(prim, mode, rules)))
 
     yield swap
-    for rules, k, rule in reversed(swapped):
-        rules[k] = rule
+    for prim, mode, rules in reversed(swapped):
+        set_rules(prim, mode, rules)
 
 
 def _nonzero_case(name):
