@@ -1,5 +1,6 @@
 """diffkit: differentiate one expression four ways and see where the methods disagree."""
 
+from diffkit.check import Check, check_grad, check_hessian, check_jacobian
 from diffkit.compare import Comparison, compare
 from diffkit.compile import Compiled, compile
 from diffkit.core import Primitive
@@ -55,4 +56,5 @@ __all__ = [
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",
     "sigmoid", "silu", "sin", "sinh", "softplus", "sqrt", "sum", "tan", "tanh", "transpose",
     "value_and_grad", "vjp", "where", "Trace", "TapeEntry", "trace",
+    "Check", "check_grad", "check_hessian", "check_jacobian",
 ]

@@ -114,6 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peers", default=None, metavar="NAMES", help="only these peers")
     bench.add_argument("--out", default="reports", metavar="DIR",
                        help="where performance.md/.json go (default: reports/)")
+
+    conformance = sub.add_parser(
+        "conformance", help="check another AD engine, op by op, against diffkit's reference",
+        description="Drive an AD engine through an adapter and check every operation alone "
+        "(generic points, tails, domain edges, kinks), compositions (the article's cases, "
+        "seeded random expressions) and its properties (inputs unchanged, repeatable, the "
+        "deepest chain, the cost per logistic-map step).",
+        epilog="exit status: 0 every supported op and property conforms, 1 something does "
+        "not, 2 an unusable adapter or invalid input (one line on stderr).",
+    )
+    conformance.add_argument("adapter", metavar="ADAPTER",
+                             help="a .py file or module defining variable, value, gradients "
+                             "and OPS, or a shipped adapter: diffkit, torch, jax, micrograd")
+    conformance.add_argument("--ops", default=None, metavar="NAMES",
+                             help="only these operations, e.g. relu,leaky_relu,exp")
+    conformance.add_argument("--quick", action="store_true",
+                             help="fewer points and shallower chains: a few seconds")
+    conformance.add_argument("--json", action="store_true", help="print one strict-JSON object")
+    conformance.add_argument("--junit", default=None, metavar="FILE",
+                             help="also write the result as JUnit XML to FILE")
     return parser
 
 
@@ -174,7 +194,34 @@ def _bench(args) -> int:
     return run_bench(args)
 
 
-COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _bench}
+def run_conformance(args) -> int:
+    """`diffkit conformance`: an engine op by op; 0 conforms, 1 does not."""
+    from diffkit.conformance import run
+
+    ops = None if args.ops is None else [n.strip() for n in args.ops.split(",") if n.strip()]
+    junit = None
+    if args.junit is not None:
+        junit = os.path.abspath(args.junit)
+        if os.path.isdir(junit) or not os.path.isdir(os.path.dirname(junit)):
+            raise InputError(f"--junit {args.junit} cannot be written: give a file in an "
+                             f"existing directory")
+    result = run(args.adapter, ops=ops, quick=args.quick)
+    if junit is not None:
+        try:
+            with open(junit, "w", encoding="utf-8") as out:
+                out.write(result.junit())
+        except OSError as error:
+            raise InputError(f"--junit {args.junit} cannot be written "
+                             f"({error.strerror})") from None
+    if args.json:
+        print(json.dumps(result.to_dict(), allow_nan=False))
+    else:
+        print(result.table())
+    return EXIT_AGREE if result.agree else EXIT_DISAGREE
+
+
+COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _bench,
+            "conformance": run_conformance}
 
 
 class _OutputLost(Exception):
