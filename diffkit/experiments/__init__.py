@@ -1,11 +1,11 @@
-"""The article's experiments: the catalog of cases and the four studies (agreement, vanishing,
-xor, swell), each a pure function of its parameters returning JSON-ready numbers."""
+"""The article's experiments: the catalog of cases and the studies (agreement, vanishing, xor,
+swell, accuracy), each a pure function of its parameters returning JSON-ready numbers."""
 
 from __future__ import annotations
 
 import importlib
 
-STUDIES = ("agreement", "vanishing", "xor", "swell")
+STUDIES = ("agreement", "vanishing", "xor", "swell", "accuracy")
 
 
 def run_study(name: str, **params) -> dict:

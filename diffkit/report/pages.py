@@ -3,6 +3,9 @@ tables, the plots, and a timing section marked as the only part that varies betw
 
 from __future__ import annotations
 
+import math
+
+from diffkit.experiments.xor import QUICK_EPOCHS, QUICK_SEEDS
 from diffkit.report.tables import (
     agreement_table,
     markdown_table,
@@ -17,6 +20,7 @@ TITLES = {
     "vanishing": "Vanishing gradients along single-unit chains",
     "xor": "XOR: the 2-2-1 sigmoid network, trained two ways",
     "swell": "Expression swell: the logistic map",
+    "accuracy": "Accuracy: how numerical derivatives fail, step by step",
 }
 
 
@@ -28,7 +32,8 @@ def render(name: str, result: dict, plots) -> str:
         >>> render("xor", run_study("xor", seeds=1, epochs=3, workers=1), None).splitlines()[0]
         '# XOR: the 2-2-1 sigmoid network, trained two ways'
     """
-    body = {"agreement": _agreement, "vanishing": _vanishing, "xor": _xor, "swell": _swell}[name]
+    body = {"agreement": _agreement, "vanishing": _vanishing, "xor": _xor, "swell": _swell,
+            "accuracy": _accuracy}[name]
     sections, timing = body(result)
     lines = [f"# {TITLES[name]}", "", *sections]
     if plots is None:
@@ -67,9 +72,13 @@ def headline(name: str, result: dict) -> str:
                 f" (bound {number(sigmoid['bound'][at])}); ReLU dead in "
                 f"{relu['zero_fraction'][at]:.1%} of {result['inits']} inits; leaky ReLU never 0")
     if name == "xor":
-        return (f"{result['seeds']} seeds x 2 styles, {result['epochs']} epochs: success rate "
+        batched = result.get("batched_seeds", result["seeds"])
+        styles = "2 styles" if batched == result["seeds"] else f"2 styles on {batched}"
+        return (f"{result['seeds']} seeds x {styles}, {result['epochs']} epochs: success rate "
                 f"{result['success_rate']:.0%}; styles agree to "
                 f"{number(result['trajectory_max_diff'], 2)}")
+    if name == "accuracy":
+        return _accuracy_headline(result)
     last = result["logistic_map"][-1]
     return (f"n = {last['n']}: SymPy derivative {last['symbolic_ops']} ops "
             f"({last['symbolic_ops_cse']} after cse), tape {last['tape_nodes']} entries, "
@@ -403,13 +412,18 @@ def _xor(r):
     solved = [x for x in scalar if x["solved"]]
     keys = ("00", "01", "10", "11")
     mean = {k: sum(x["outputs"][k] for x in solved) / len(solved) for k in keys} if solved else {}
+    batched = r.get("batched_seeds", r["seeds"])
     sections = [
         f"The 2-2-1 sigmoid network of the article (9 parameters) trained on the four XOR "
         f"samples by full-batch gradient descent, lr {r['lr']}, {r['epochs']} epochs, from "
-        f"{r['seeds']} seeded initialisations ({r['init']}). Loss: {r['loss']}. Each seed is "
-        "trained twice from the same initial weights: as per-sample scalar graphs (the "
-        "article's way: one diffkit graph per sample, gradients summed) and as one batched "
-        "array graph over the four samples.",
+        f"{r['seeds']} seeded initialisations ({r['init']}). Loss: {r['loss']}. "
+        + ("Each seed is trained twice from the same initial weights: as per-sample scalar "
+           "graphs (the article's way: one diffkit graph per sample, gradients summed) and as "
+           "one batched array graph over the four samples." if batched == r["seeds"] else
+           "Each seed is trained as per-sample scalar graphs (the article's way: one diffkit "
+           f"graph per sample, gradients summed); {_first_seeds(batched)} also as one batched "
+           "array graph over the four samples, from the same initial weights."),
+        *_xor_quick(r, batched),
         "",
         f"- **Success rate: {r['success_rate']:.0%}** ({len(solved)} of {len(scalar)} seeds); "
         f"a run is solved when every output is within {r['solved_tolerance']} of its target. "
@@ -417,7 +431,9 @@ def _xor(r):
         "- Solved runs end near 0, 1, 1, 0: mean outputs "
         + (", ".join(f"f({k[0]},{k[1]}) = {number(mean[k], 3)}" for k in keys) if solved
            else "n/a (no run solved)") + ".",
-        f"- Both styles follow the same trajectory: the largest difference of any parameter at "
+        "- Both styles follow the same trajectory"
+        + ("" if batched == r["seeds"] else f" ({_first_seeds(batched)})")
+        + ": the largest difference of any parameter at "
         f"any recorded epoch (every {r['curve_every']}) is {number(r['trajectory_max_diff'], 2)}"
         " (required: below 1e-9).",
         "",
@@ -437,6 +453,41 @@ def _xor(r):
         f"{t['batched_us_per_epoch']:.0f} µs.",
     ]
     return sections, timing
+
+
+def _first_seeds(count) -> str:
+    return "seed 0" if count == 1 else f"seeds 0..{count - 1}"
+
+
+def _xor_quick(r, batched):
+    """What quick mode changed, and why the result still stands."""
+    full = r.get("full")
+    if not r["parameters"]["quick"] or not full:
+        return []
+    changes = []
+    if r["seeds"] != full["seeds"]:
+        changes.append(f"{r['seeds']} seeds ({_first_seeds(r['seeds'])}) instead of "
+                       f"{full['seeds']}")
+    if r["epochs"] != full["epochs"]:
+        changes.append(f"{r['epochs']} epochs instead of {full['epochs']}")
+    if batched != r["seeds"]:
+        changes.append(f"the batched graph for {_first_seeds(batched)} only, where the two "
+                       "styles are compared")
+    if not changes:
+        return ["", "**Quick mode** (`diffkit report --quick`) changed nothing here."]
+    return [
+        "",
+        f"**Quick mode** (`diffkit report --quick`) changed {_count(len(changes), 'thing')}: "
+        + "; ".join(changes) + ". The seeds are the first ones, never chosen by their "
+        "outcome. Fewer epochs cost time, not outcomes: a run that solves XOR does so within a "
+        "few thousand epochs and a stuck one sits on its plateau long before (the loss curves "
+        "below)"
+        + (", and for these seeds the outcome after the quick epochs is the outcome after "
+           "the full run's (tests/test_report_quick.py checks it with a hand-written NumPy "
+           "descent)" if r["seeds"] <= QUICK_SEEDS and r["epochs"] >= QUICK_EPOCHS else "")
+        + f". {r['seeds']} seeds give a rough success rate; `diffkit report` runs the "
+        "full study.",
+    ]
 
 
 # ---- swell ----
@@ -486,3 +537,349 @@ def _swell(r):
         ),
     ]
     return sections, timing
+
+
+# ---- accuracy ----
+
+_METHOD_NAMES = {"forward": "forward", "central": "central", "richardson": "Richardson",
+                 "complex_step": "complex step"}
+_TRUNCATION = {"forward": "h f''/2", "central": "h² f'''/6", "richardson": "h⁴ f⁽⁵⁾/480",
+               "complex_step": "h² f'''/6"}
+_OPTIMAL = {"forward": "sqrt(2 eps\\|f\\| / \\|f''\\|)",
+            "central": "(3 eps\\|f\\| / \\|f'''\\|)^(1/3)",
+            "richardson": "(120 eps\\|f\\| / \\|f⁽⁵⁾\\|)^(1/5)",
+            "complex_step": "any h below sqrt(6 eps\\|f'\\| / \\|f'''\\|)"}
+
+
+def _rel(entry, error):
+    return error / abs(entry["gradient"])
+
+
+def _digits(rel) -> str:
+    """Correct significant digits, -log10 of a relative error ('all' for an error of 0)."""
+    if rel is None:
+        return "n/a"
+    if rel == 0:
+        return "all"
+    return f"{max(0.0, -math.log10(rel)):.1f}"
+
+
+def _summary_row(r, method, dtype):
+    return next(x for x in r["summary"] if x["method"] == method and x["dtype"] == dtype)
+
+
+def _accuracy_headline(r) -> str:
+    """One line: best relative errors in float64 and float32, the gradient-check tolerance a
+    float32 central difference needs, and AD's float32 digits."""
+    def best(dtype, method):
+        return number(_summary_row(r, method, dtype)["best_rel_error_median"], 2)
+
+    ad = next(x for x in r["ad_summary"] if x["mode"] == "reverse" and x["dtype"] == "float32")
+    central32 = _summary_row(r, "central", "float32")
+    return (f"best relative error of f' (median of {len(r['cases'])} cases), float64: forward "
+            f"{best('float64', 'forward')}, central {best('float64', 'central')}, Richardson "
+            f"{best('float64', 'richardson')}, complex step {best('float64', 'complex_step')}; "
+            f"float32: central {best('float32', 'central')}; a float32 central-difference "
+            f"check needs rtol {number(central32['needed_rtol'], 2)} "
+            f"({central32['worst_case']}); reverse mode in float32 keeps "
+            f"{_digits(ad['max_rel_error'])}+ digits")
+
+
+def _accuracy(r):
+    cases = r["cases"]
+    eps64, eps32 = r["dtypes"]["float64"]["eps"], r["dtypes"]["float32"]["eps"]
+    digits = min(c["dtypes"][d]["reference_digits"] for c in cases for d in r["dtypes"])
+    sections = [
+        f"{_count(len(cases), 'case')}, each the derivative of a catalog function along one "
+        "variable: " + "; ".join(f"**{c['name']}**: {c['label']}" for c in cases) + ".",
+        "",
+        "Four numerical derivatives of each, against the 30-digit reference "
+        "(`diffkit.reference`: SymPy's local derivatives accumulated in mpmath, at least "
+        f"{digits:.0f} digits proven by two precisions), as the step h runs from "
+        f"{number(r['largest_step'])} down to {number(r['smallest_step'])}, "
+        f"{r['parameters']['steps_per_decade']} steps a decade (the complex step on down to "
+        f"{number(r['smallest_complex_step'])}, in float32 to its smallest normal number "
+        f"{number(r['dtypes']['float32']['tiny'], 2)}):",
+        "",
+        *[f"- **{_METHOD_NAMES[m]}**: {x['formula']}" for m, x in r["methods"].items()],
+        "",
+        "Every step is made exact: the step taken, (x+h) - x, is the one used and plotted, "
+        "and a step that leaves x unchanged is skipped. float32 means the point, every "
+        "operation and the quotient in float32 (complex64 for the complex step), measured "
+        "against the reference at the point rounded to float32 (eps = "
+        f"{number(eps32, 3)}; float64: {number(eps64, 3)}).",
+        "",
+        "## The error model",
+        "",
+        "A difference quotient errs by its truncation (the first Taylor term it drops) plus "
+        "the rounding of f's values divided by the step; the complex step subtracts nothing, "
+        "so it has no rounding term beyond eps |f'|. The optimal step balances the two; the "
+        "rule of thumb is that step for |f| ~ |f^(k)| and x of size 1, scaled by max(1, |x|) "
+        "as diffkit does:",
+        "",
+        markdown_table(
+            ["method", "truncation", "slope", "rounding", "optimal step", "rule of thumb"],
+            [[_METHOD_NAMES[m], _TRUNCATION[m], {"forward": "1", "central": "2",
+                                                   "richardson": "4", "complex_step": "2"}[m],
+              "eps \\|f'\\|" if m == "complex_step" else "eps \\|f\\| / h", _OPTIMAL[m],
+              _rule_text(x)]
+             for m, x in r["methods"].items()],
+        ),
+        "",
+        "The constants (f'' ... f⁽⁷⁾) come from f traced into SymPy and expanded by mpmath at "
+        "50 digits; where the leading term vanishes the model takes the next one. The plots "
+        "draw these terms as guides.",
+        "",
+        "## What the curves show",
+        "",
+        *_slope_lines(r),
+        *_best_lines(r),
+        *_special_lines(r),
+        "",
+        "## Best step against the rule of thumb",
+        "",
+        "Relative error of f' per method and dtype: the best over the steps (median and worst "
+        "over the cases, and the range of steps that achieve it), and at the rule-of-thumb "
+        "step (float64: diffkit's own steps). A best error counts only where it holds at the "
+        "neighbouring steps too (a quarter decade either way): in the rounding regime one "
+        "step can be lucky, which no one can rely on.",
+        "",
+        markdown_table(
+            ["method", "dtype", "rule-of-thumb step (x = 1)", "best: median", "best: worst",
+             "best steps", "at the rule step: median", "at the rule step: worst (case)"],
+            [[_METHOD_NAMES[x["method"]], x["dtype"], _rule_step_text(x),
+              x["best_rel_error_median"], x["best_rel_error_max"],
+              f"{number(x['best_steps'][0], 2)} .. {number(x['best_steps'][1], 2)}",
+              x["rule_rel_error_median"], f"{number(x['needed_rtol'], 3)} ({x['worst_case']})"]
+             for x in r["summary"]],
+            digits=3,
+        ),
+    ]
+    for dtype in r["dtypes"]:
+        sections += [
+            "", f"Every case in {dtype} (model step: the optimal step of the error model):", "",
+            markdown_table(
+                ["case", "method", "best error", "at step", "model step", "model error",
+                 "rule step", "error at rule step", "rule / best"],
+                [_case_row(c, m, dtype) for c in cases for m in r["methods"]],
+                digits=3,
+            ),
+        ]
+    sections += _tolerance_section(r)
+    sections += _ad_section(r)
+    sections += _diffkit_section(r)
+    timing = [f"{r['timing']['seconds']:.1f} s for the whole study."]
+    return sections, timing
+
+
+def _rule_text(method_entry) -> str:
+    power = method_entry["rule_power"]
+    if power is None:
+        return "1e-20 (diffkit's)"
+    return f"eps^(1/{round(1 / power)}) max(1, \\|x\\|)"
+
+
+def _rule_step_text(row) -> str:
+    if row["method"] == "complex_step":
+        return number(row["rule_step"])
+    rule = row["rule"].replace("|", "\\|")  # a bar inside a table cell ends the cell
+    return f"{rule}: {number(row['rule_step'], 3)}"
+
+
+def _case_row(case, method, dtype):
+    entry = case["dtypes"][dtype]
+    best, rule, model = entry["best"][method], entry["rule"][method], entry["model"][method]
+    best_rel, rule_rel = _rel(entry, best["abs_error"]), _rel(entry, rule["abs_error"])
+    ratio = "-" if best_rel == 0 else number(rule_rel / best_rel, 2)
+    model_error = model["optimal_error"]
+    return [case["name"], _METHOD_NAMES[method], best_rel, number(best["step"], 2),
+            number(model["optimal_step"], 2),
+            "n/a" if model_error is None else number(model_error / abs(entry["gradient"]), 2),
+            number(rule["step"], 2), rule_rel, ratio]
+
+
+def _fit_text(fit) -> str:
+    if not fit["fits"]:
+        return "no regime wide enough"
+    model = " or ".join(str(p) for p in fit["model"])
+    return (f"{number(fit['median'], 3)} (model {model}; {_count(fit['fits'], 'fit')}, "
+            f"farthest {number(fit['max_distance'], 2)} from the model)")
+
+
+def _slope_lines(r):
+    lines = [
+        f"Slopes of log(error) against log(h), fitted where a regime spans at least a decade "
+        f"of steps: truncation where the leading term is at least {number(r['regime_factor'])} "
+        "times the rounding term and 10 times the rest of the series, rounding where the "
+        f"rounding term is {number(r['regime_factor'])} times the truncation and the relative "
+        f"error below {number(r['saturated'])} (above that no digit is left to round). Median "
+        "over the cases:",
+        "",
+    ]
+    for dtype, methods in r["slopes"].items():
+        parts = [f"{_METHOD_NAMES[m]} {_fit_text(x['truncation'])}" for m, x in methods.items()]
+        lines.append(f"- {dtype}, truncation: " + "; ".join(parts) + ".")
+        parts = [f"{_METHOD_NAMES[m]} {_fit_text(x['rounding'])}" for m, x in methods.items()
+                 if m != "complex_step"]
+        lines.append(f"- {dtype}, rounding: " + "; ".join(parts) + ".")
+    return lines + [""]
+
+
+def _best_lines(r):
+    lines = []
+    for dtype in r["dtypes"]:
+        parts = []
+        for method in r["methods"]:
+            row = _summary_row(r, method, dtype)
+            parts.append(f"{_METHOD_NAMES[method]} {number(row['best_rel_error_median'], 2)}")
+        lines.append(f"- Best relative error in {dtype} (median over the cases): "
+                     + ", ".join(parts) + ".")
+    flat = r["complex_flat"]
+    for dtype, rows in flat.items():
+        worst = max(rows, key=lambda x: x["max_rel_error"] or 0.0)
+        lines.append(
+            f"- The complex step in {dtype}: below the model's step (its truncation under "
+            f"eps |f'|) the relative error stays at most {number(worst['max_rel_error'], 2)} "
+            f"down to h = {number(min(x['smallest_step'] for x in rows), 2)} ("
+            f"largest at {worst['case']}, h = {number(worst['at_step'], 2)}"
+            + (": there h f' is below float32's smallest normal number, its imaginary part "
+               "loses bits" if dtype == "float32" and worst["at_step"] is not None
+               and worst["at_step"] * abs(_entry(r, worst["case"], dtype)["gradient"])
+               < r["dtypes"][dtype]["tiny"] else "") + ").")
+    return lines
+
+
+def _entry(r, name, dtype):
+    return next(c for c in r["cases"] if c["name"] == name)["dtypes"][dtype]
+
+
+def _special_lines(r):
+    """Sentences on the cases the textbook model singles out: a vanishing leading term, a
+    derivative small against f, a rule-of-thumb step far from the optimal one."""
+    lines = []
+    for c in r["cases"]:
+        entry = c["dtypes"]["float64"]
+        if entry["model"]["forward"]["power"] != 1:
+            slope = entry["slopes"]["forward"]["truncation"]
+            lines.append(
+                f"- {c['name']}: f'' = 0 here, so the forward difference's leading error is "
+                f"h² f'''/6: it is second order at this point (fitted slope "
+                f"{number(slope, 3)}).")
+    for c in r["cases"]:
+        f32, f64 = c["dtypes"]["float32"], c["dtypes"]["float64"]
+        ratio = abs(f64["value"]) / abs(f64["gradient"])
+        if ratio < 1e3:
+            continue
+        best32 = min(_rel(f32, f32["best"][m]["abs_error"]) for m in ("forward", "central",
+                                                                        "richardson"))
+        best64 = min(_rel(f64, f64["best"][m]["abs_error"]) for m in ("forward", "central",
+                                                                        "richardson"))
+        complex32 = _rel(f32, f32["best"]["complex_step"]["abs_error"])
+        lines.append(
+            f"- {c['name']}: |f| / |f'| = {number(ratio, 2)} (a vanishing gradient), and the "
+            "rounding term eps |f| / h is measured against |f'|: the best finite difference "
+            f"keeps {_digits(best64)} digits in float64 and "
+            + ("none in float32: no step gives a single right digit" if best32 >= 0.5 else
+               f"{_digits(best32)} in float32")
+            + f"; the complex step keeps {_digits(complex32)} in float32.")
+    worst = None
+    for c in r["cases"]:
+        entry = c["dtypes"]["float64"]
+        for m in ("forward", "central", "richardson"):
+            model = entry["model"][m]
+            if model["optimal_step"] is None:
+                continue
+            off = entry["rule"][m]["step"] / model["optimal_step"]
+            if worst is None or abs(math.log10(off)) > abs(math.log10(worst[0])):
+                worst = (off, c, m)
+    if worst is not None:
+        off, c, m = worst
+        entry = c["dtypes"]["float64"]
+        rule_rel = _rel(entry, entry["rule"][m]["abs_error"])
+        best_rel = _rel(entry, entry["best"][m]["abs_error"])
+        lines.append(
+            f"- The rule of thumb is farthest from the model's optimal step at {c['name']} "
+            f"({_METHOD_NAMES[m]}, float64): {number(off, 2)} times it, because |f^(k)| there "
+            f"is far from |f|; its error at the rule step is {number(rule_rel, 2)} against a "
+            f"best of {number(best_rel, 2)}.")
+    return lines
+
+
+def _tolerance_section(r):
+    rows = []
+    for x in r["summary"]:
+        suggested = ("none: no digit is right" if x["needed_rtol"] >= 0.5 else
+                     number(x["suggested_rtol"]))
+        rows.append([_METHOD_NAMES[x["method"]], x["dtype"], _rule_step_text(x),
+                     f"{number(x['needed_rtol'], 2)} ({x['worst_case']})", suggested,
+                     x["needed_scaled_tol"]])
+    return [
+        "", "## The tolerance a gradient check needs", "",
+        "A gradient check compares an analytic derivative with one numerical method at a fixed "
+        "step, here the rule-of-thumb step (float64: diffkit's). To pass on every case it "
+        "needs a relative tolerance of at least the largest relative error below (the worst "
+        "case sets it); suggested: ten times that, up to a power of ten. The rounding error "
+        "scales with |f|, not with f', so a relative tolerance alone cannot serve a vanishing "
+        "gradient entry; the last column measures the errors against |f'| + |f| instead.",
+        "",
+        markdown_table(["method", "dtype", "step", "needed rtol (worst case)", "suggested rtol",
+                        "needed tolerance on \\|f'\\| + \\|f\\|"], rows, digits=2),
+    ]
+
+
+def _ad_section(r):
+    rows = []
+    for c in r["cases"]:
+        cells = [c["name"], len(c["ad"]["float64"]["variables"])]
+        for dtype in r["dtypes"]:
+            ad = c["ad"][dtype]
+            for mode in ("reverse", "forward"):
+                rels = [e / abs(g) for g, e in zip(ad["reference"], ad[mode]) if g]
+                cells.append(_digits(max(rels)) if rels else "n/a")
+        f32 = c["dtypes"]["float32"]
+        best = min(_rel(f32, f32["best"][m]["abs_error"]) for m in ("forward", "central",
+                                                                       "richardson"))
+        cells.append(_digits(best))
+        rows.append(cells)
+    reverse32 = next(x for x in r["ad_summary"] if x["mode"] == "reverse"
+                     and x["dtype"] == "float32")
+    forward32 = next(x for x in r["ad_summary"] if x["mode"] == "forward"
+                     and x["dtype"] == "float32")
+    return [
+        "", "## AD itself in float32", "",
+        "Reverse and forward mode over every variable of each case (its whole gradient, not "
+        "only the studied entry), from float32 inputs (0-d float32 arrays: `dk.grad` and "
+        "`dk.jvp` take a NumPy scalar as a Python float, that is float64) and from float64 "
+        "ones, against the reference at the same point. Digits: -log10 of the largest "
+        "relative error over the nonzero entries. AD has no step, so nothing is subtracted: "
+        f"in float32 reverse mode keeps {_digits(reverse32['max_rel_error'])} digits or more "
+        f"(worst: {reverse32['worst_case']}), forward mode "
+        f"{_digits(forward32['max_rel_error'])} (worst: {forward32['worst_case']}), where the "
+        "best float32 finite difference of the studied entry, at its best step, keeps the "
+        "digits of the last column.",
+        "",
+        markdown_table(["case", "variables", "float64 reverse", "float64 forward",
+                        "float32 reverse", "float32 forward",
+                        "float32 best finite difference"], rows),
+    ]
+
+
+def _diffkit_section(r):
+    rows, covered, total = [], 0, 0
+    for c in r["cases"]:
+        entry = c["dtypes"]["float64"]
+        for m, x in entry["diffkit"].items():
+            total += 1
+            covered += x["estimate"] >= x["abs_error"]
+            rows.append([c["name"], _METHOD_NAMES[m], number(x["step"], 2), x["scheme"],
+                         _rel(entry, x["abs_error"]), _rel(entry, x["estimate"]),
+                         "yes" if x["estimate"] >= x["abs_error"] else "**no**"])
+    return [
+        "", "## diffkit's own numerical derivatives (float64)", "",
+        "`diffkit.numeric` on each case: the step it chose, its scheme, its relative error "
+        "against the reference and its own error estimate (relative). The estimate bounds "
+        f"the error in {covered} of {total}.",
+        "",
+        markdown_table(["case", "method", "step", "scheme", "error", "estimate",
+                        "estimate >= error"], rows, digits=2),
+    ]

@@ -3,6 +3,7 @@ state); matplotlib is optional and imported only here, only when a plot is drawn
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -198,4 +199,203 @@ def swell_plots(result: dict, out: Path) -> list:
     return [_save(fig, out, "swell.png")]
 
 
-PLOTS = {"vanishing": vanishing_plots, "xor": xor_plots, "swell": swell_plots}
+
+
+# ---- accuracy ----
+
+METHOD_COLORS = {"forward": "tab:red", "central": "tab:blue", "richardson": "tab:green",
+                 "complex_step": "tab:purple"}
+METHOD_LABELS = {"forward": "forward", "central": "central", "richardson": "Richardson (central)",
+                 "complex_step": "complex step"}
+KEY_ACCURACY_CASE = "exp at 1"
+ZERO_FLOOR = 1 / 8  # an error of exactly 0 is drawn at eps / 8, below anything measurable
+
+
+def _sparse_log_ticks(ax, numticks=7):
+    """A few labelled decades and no minor ticks: drawing hundreds of tick labels on log axes
+    over many decades is most of the time these figures take."""
+    from matplotlib.ticker import LogLocator, NullLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=numticks))
+        axis.set_minor_locator(NullLocator())
+
+
+def _relative_series(entry, method, floor):
+    series = entry["series"][method]
+    h = np.asarray(series["steps"], dtype=float)
+    rel = np.asarray(series["abs_error"], dtype=float) / abs(entry["gradient"])
+    return h, np.maximum(rel, floor)
+
+
+def _accuracy_panel(ax, case, dtype, result, marks):
+    """Relative error against the exact step, log-log: the four methods, the model's leading
+    truncation term of each and the rounding term as guides, and the marked steps."""
+    entry = case["dtypes"][dtype]
+    eps = result["dtypes"][dtype]["eps"]
+    floor = ZERO_FLOOR * eps
+    gradient = abs(entry["gradient"])
+    grid = np.logspace(-17, 0, 120)  # guides over the whole panel
+    for method in ("forward", "central", "richardson", "complex_step"):
+        color = METHOD_COLORS[method]
+        h, rel = _relative_series(entry, method, floor)
+        shown = h >= 1e-17
+        ax.plot(h[shown], rel[shown], "-", color=color, lw=1.3, label=METHOD_LABELS[method])
+        model = entry["model"][method]
+        if model["coefficient"]:
+            ax.plot(grid, model["coefficient"] * grid ** model["power"] / gradient, "--",
+                    color=color, lw=0.7, alpha=0.6,
+                    label=f"{METHOD_LABELS[method]}: model truncation")
+        mark = marks(entry, method)
+        if mark is not None:
+            step, error = mark
+            ax.axvline(step, color=color, lw=0.6, ls=":", alpha=0.8)
+            ax.plot([step], [max(error / gradient, floor)], marker="D", ms=6, color=color,
+                    markeredgecolor="k", ls="none")
+    rounding = entry["model"]["forward"]["rounding"]
+    ax.plot(grid, rounding / (grid * gradient), ":", color="k", lw=1, label="rounding ~ eps|f|/h")
+    ax.axhline(eps, color="0.5", lw=0.6, ls="-.", label="eps")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(1e-17, 1)
+    ax.set_ylim(floor / 2, 10)
+    _sparse_log_ticks(ax)
+    ax.set_title(case["name"], fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _diffkit_mark(entry, method):
+    found = entry.get("diffkit", {}).get(method)
+    if not found or not math.isfinite(found["step"]) or found["step"] < 1e-17:
+        return None
+    return found["step"], found["abs_error"]
+
+
+def _rule_mark(entry, method):
+    found = entry["rule"][method]
+    if found["step"] < 1e-17:
+        return None
+    return found["step"], found["abs_error"]
+
+
+def _marks_for(dtype):
+    return _diffkit_mark if dtype == "float64" else _rule_mark
+
+
+def _mark_note(dtype):
+    if dtype == "float64":
+        return "diamonds: diffkit's numeric module at the steps it chose"
+    return "diamonds: the rule-of-thumb steps eps^(1/2), eps^(1/3), eps^(1/5)"
+
+
+def accuracy_plots(result: dict, out: Path) -> list:
+    """Draw the error-against-step curves: a key figure for one case in both dtypes, every case
+    in float64 and in float32, and the complex step down to 1e-200; return file names.
+
+    Example:
+        accuracy_plots(run_study("accuracy", quick=True), Path("."))
+        ['accuracy.png', 'accuracy_float64.png', 'accuracy_float32.png', 'accuracy_complex.png']
+    """
+    cases = result["cases"]
+    key = next((c for c in cases if c["name"] == KEY_ACCURACY_CASE), cases[0])
+    fig = _figure(11, 4.6)
+    axes = fig.subplots(1, 2)
+    for ax, dtype in zip(axes, ("float64", "float32")):
+        _accuracy_panel(ax, key, dtype, result, _marks_for(dtype))
+        ax.set_title(f"{key['name']}, {dtype}")
+        ax.set_xlabel("step h (exact: (x+h) - x)")
+    axes[0].set_ylabel("relative error of f'")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    fig.suptitle("Truncation against rounding. Diamonds: float64, diffkit's numeric module at "
+                 "the steps it chose; float32, the rule-of-thumb steps", fontsize=9)
+    files = [_save(fig, out, "accuracy.png")]
+
+    for dtype in ("float64", "float32"):
+        columns = 4
+        rows = math.ceil(len(cases) / columns)
+        fig = _figure(16, 3.6 * rows + 0.8)
+        axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True)).ravel()
+        for ax, case in zip(axes, cases):
+            _accuracy_panel(ax, case, dtype, result, _marks_for(dtype))
+        for ax in axes[len(cases):]:
+            ax.set_visible(False)
+        for ax in axes[-columns:]:
+            ax.set_xlabel("step h")
+        for ax in axes[::columns]:
+            ax.set_ylabel("relative error of f'")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8)
+        fig.suptitle(f"{dtype}: relative error against the 30-digit reference; dashed: the "
+                     f"model's truncation terms, dotted: rounding; {_mark_note(dtype)}; "
+                     "0 is drawn at eps/8", fontsize=9)
+        files.append(_save(fig, out, f"accuracy_{dtype}.png"))
+
+    fig = _figure(12, 4.6)
+    axes = fig.subplots(1, 2, sharey=False)
+    palette = [f"C{k}" for k in range(10)]
+    for ax, dtype in zip(axes, ("float64", "float32")):
+        eps = result["dtypes"][dtype]["eps"]
+        for color, case in zip(palette, cases):
+            h, rel = _relative_series(case["dtypes"][dtype], "complex_step", ZERO_FLOOR * eps)
+            ax.plot(h, rel, "-", color=color, lw=1, label=case["name"])
+        ax.axhline(eps, color="0.5", lw=0.6, ls="-.", label="eps")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _sparse_log_ticks(ax)
+        if dtype == "float64":
+            ax.set_xticks([10.0**-k for k in range(200, -1, -25)])
+        ax.set_title(f"complex step, {dtype}")
+        ax.set_xlabel("step h")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("relative error of f'")
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle("The complex step subtracts nothing: no rounding regime down to 1e-200 "
+                 "(float32: to its smallest normal number); 0 is drawn at eps/8", fontsize=9)
+    files.append(_save(fig, out, "accuracy_complex.png"))
+    return files
+
+
+# ---- agreement (drawn for the index only: the agreement page has no plot) ----
+
+
+def agreement_index_plot(result: dict, out: Path) -> str:
+    """Draw each case's largest relative error per method (the reference excluded) as one dot
+    chart, agreeing methods filled and disagreeing ones crossed; return the file name.
+
+    Example:
+        agreement_index_plot(json.loads(Path("reports/agreement.json").read_text()), Path("."))
+        'agreement.png'
+    """
+    cases = result["cases"]
+    methods = [m for m in result["methods"] if m != "symbolic"]
+    fig = _figure(8, 0.28 * len(cases) + 1.4)
+    ax = fig.add_subplot()
+    floor = 1e-17
+    rows = np.arange(len(cases))
+    for k, method in enumerate(methods):
+        color = f"C{k}"
+        for row, case in zip(rows, cases):
+            entry = case["methods"].get(method)
+            if not entry or entry.get("applicable") is False:
+                continue
+            value = max(entry.get("max_rel_error") or 0.0, floor)
+            agree = entry.get("agree", True)
+            ax.plot([value], [row + (k - len(methods) / 2) * 0.12], "o" if agree else "x",
+                    color=color, ms=4 if agree else 8)
+        ax.plot([], [], "o", color=color, label=method)
+    ax.set_xscale("log")
+    ax.set_yticks(rows, [c["name"] for c in cases], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("largest relative error over the points (0 drawn at 1e-17)")
+    ax.set_title("Every method against the reference, every case (x: disagrees)", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, out, "agreement.png")
+
+
+# The figure the index shows inline for each study (the first PNG of a study otherwise).
+KEY_PLOTS = {"agreement": "agreement.png", "vanishing": "vanishing_layers.png",
+             "xor": "xor_loss.png", "swell": "swell.png", "accuracy": "accuracy.png"}
+PLOTS = {"vanishing": vanishing_plots, "xor": xor_plots, "swell": swell_plots,
+         "accuracy": accuracy_plots}
