@@ -318,7 +318,7 @@ class Check:
         out = {
             "kind": self.kind,
             "reference": self.reference,
-            "digits": None if math.isnan(self.digits) else min(self.digits, 1e300),
+            "digits": self.digits if math.isfinite(self.digits) else None,
             "agree": bool(self.agree),
             "wrong": [e.label for e in self.wrong],
             "support": list(self.support),

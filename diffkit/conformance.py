@@ -70,7 +70,7 @@ def points(name: str, quick: bool = False) -> tuple:
 
     Example:
         >>> points("relu", quick=True)
-        (('generic', (-1.1,)), ('generic', (0.4,)), ('kink', (0.0,)))
+        (('generic', (-1.1,)), ('generic', (0.9,)), ('kink', (0.0,)))
     """
     prim, arity = PRIMITIVES[name], SCALAR_OPS[name]
     found = []
@@ -132,6 +132,9 @@ def load(spec) -> Adapter:
         raise InputError(f"adapter {source} is unusable: it defines no {what} (an adapter "
                          f"defines variable, value, gradients and OPS; see diffkit.adapters)")
     ops = dict(module.OPS)
+    if not ops:
+        raise InputError(f"adapter {source} is unusable: its OPS is empty (map diffkit "
+                         f"primitive names such as add, multiply, exp to the engine's callables)")
     for name, fn in ops.items():
         if name not in SCALAR_OPS:
             close = [n for n in SCALAR_OPS if n.startswith(str(name))] or (
@@ -445,9 +448,9 @@ class _Outcome:
     repeatable: bool
 
 
-def _run_engine(adapter, build, point):
-    """(value, gradients, second gradients, mutated: '' / 'forward pass' / 'gradients') of the
-    engine's output built by build(inputs) at point."""
+def _run_engine(adapter, build, point, again=True):
+    """(value, gradients, gradients of a second call (`again`, else the first's), mutated: ''
+    / 'forward pass' / 'gradients') of the engine's output built by build(inputs) at point."""
     xs = [adapter.variable(v) for v in point]
     out = build(xs)
     got = float(adapter.value(out))
@@ -455,7 +458,7 @@ def _run_engine(adapter, build, point):
     first = [float(g) for g in adapter.gradients(out, xs)]
     if not mutated and not _same(_values(adapter, xs), point):
         mutated = "gradients"
-    second = [float(g) for g in adapter.gradients(out, xs)]
+    second = [float(g) for g in adapter.gradients(out, xs)] if again else first
     return got, first, second, mutated
 
 
@@ -468,11 +471,13 @@ def _same(a, b) -> bool:
                                     for x, y in zip(a, b))
 
 
-def _judged(adapter, build, point, names, function, expected_value, spread=0.0) -> _Outcome:
+def _judged(adapter, build, point, names, function, expected_value, spread=0.0,
+            again=True) -> _Outcome:
     """Run the engine at point and judge its value and derivatives against diffkit's
-    reference of `function` (the same computation written with diffkit's primitives)."""
+    reference of `function` (the same computation written with diffkit's primitives);
+    `again`: call gradients twice, to see that the second call gives the same answer."""
     try:
-        got, first, second, mutated = _run_engine(adapter, build, point)
+        got, first, second, mutated = _run_engine(adapter, build, point, again)
     except Exception as error:  # the engine failed at a point where f has a value
         first_line = str(error).splitlines()[0] if str(error) else ""
         return _Outcome([("error", None, f"{type(error).__name__}: {first_line}"[:120])], [],
@@ -527,10 +532,11 @@ def check_op(adapter, name: str, quick: bool = False) -> OpResult:
     checked = wrong = 0
     relative, first_wrong, conventions = 0.0, None, []
     mutates, repeatable = "", True
-    for kind, point in points(name, quick):
+    for number, (kind, point) in enumerate(points(name, quick)):
         checked += 1
         outcome = _judged(adapter, lambda xs: op(*xs), point, names,
-                          lambda *a: prim(*a, **params), _exact_value(prim, point, params))
+                          lambda *a: prim(*a, **params), _exact_value(prim, point, params),
+                          again=number == 0 or kind == "kink")
         relative = max(relative, outcome.relative)
         mutates = mutates or outcome.mutates
         repeatable = repeatable and outcome.repeatable
@@ -701,7 +707,7 @@ def check_compositions(adapter, ops=None, quick: bool = False, wrong_ops=()) -> 
             continue
         checked += 1
         outcome = _judged(adapter, build, case.point, case.names, case.function,
-                          float(tape.value), _spread(adapter, case))
+                          float(tape.value), _spread(adapter, case), again=False)
         if outcome.wrong:
             wrong += 1
             explained = explained and bool(used & set(wrong_ops))
@@ -724,7 +730,7 @@ def _spread(adapter, case):
         try:
             tape = trace_tape(case.function, *point)
             found = np.array(_run_engine(adapter, replayed(adapter, tape.entries, tape.output),
-                                         point)[1])
+                                         point, again=False)[1])
         except Exception:
             return spread
         if base is None:

@@ -184,6 +184,8 @@ def _write(tmp_path, text):
 
 @pytest.mark.parametrize("text, message", [
     ("OPS = {}\ndef variable(x): return x\ndef value(v): return v\n", "no gradients()"),
+    ("OPS = {}\ndef variable(x): return x\ndef value(v): return v\n"
+     "def gradients(o, i): return []\n", "its OPS is empty"),
     ("OPS = {'mul': None}\ndef variable(x): return x\ndef value(v): return v\n"
      "def gradients(o, i): return []\n", "did you mean multiply"),
     ("raise RuntimeError('engine broken')\n", "RuntimeError: engine broken"),
