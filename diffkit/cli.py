@@ -1,5 +1,6 @@
-"""The command line: `diffkit verify | report | list | bench`. The only module that knows argv,
-exit codes and the terminal. Exit 0: success/agreement, 1: methods disagree, 2: invalid input."""
+"""The command line: `diffkit verify | report | list | bench | conformance`. The only module
+that knows argv, exit codes and the terminal. Exit 0: success/agreement, 1: methods disagree,
+2: invalid input."""
 
 from __future__ import annotations
 
