@@ -73,8 +73,9 @@ def headline(name: str, result: dict) -> str:
                 f"{relu['zero_fraction'][at]:.1%} of {result['inits']} inits; leaky ReLU never 0")
     if name == "xor":
         batched = result.get("batched_seeds", result["seeds"])
-        styles = "2 styles" if batched == result["seeds"] else f"2 styles on {batched}"
-        return (f"{result['seeds']} seeds x {styles}, {result['epochs']} epochs: success rate "
+        styles = (" x 2 styles" if batched == result["seeds"] else
+                  f" (the batched graph on {_first_seeds(batched)})")
+        return (f"{result['seeds']} seeds{styles}, {result['epochs']} epochs: success rate "
                 f"{result['success_rate']:.0%}; styles agree to "
                 f"{number(result['trajectory_max_diff'], 2)}")
     if name == "accuracy":
