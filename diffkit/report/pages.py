@@ -609,6 +609,8 @@ def _accuracy(r):
         "operation and the quotient in float32 (complex64 for the complex step), measured "
         "against the reference at the point rounded to float32 (eps = "
         f"{number(eps32, 3)}; float64: {number(eps64, 3)}).",
+        *(["", "**Quick mode** (`diffkit report --quick`) changed nothing here: the whole "
+           "study takes a second or two."] if r["parameters"]["quick"] else []),
         "",
         "## The error model",
         "",
@@ -658,7 +660,8 @@ def _accuracy(r):
     ]
     for dtype in r["dtypes"]:
         sections += [
-            "", f"Every case in {dtype} (model step: the optimal step of the error model):", "",
+            "", f"Every case in {dtype} (model step: the optimal step of the error model; for "
+            "the complex step the largest step whose truncation stays below eps |f'|):", "",
             markdown_table(
                 ["case", "method", "best error", "at step", "model step", "model error",
                  "rule step", "error at rule step", "rule / best"],
