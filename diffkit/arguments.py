@@ -15,8 +15,10 @@ def check_input(x, position):
     kind = type(x)
     if kind is float or isinstance(x, Box):
         return x
-    if kind is int or isinstance(x, np.floating):
+    if kind is int or isinstance(x, np.float64):
         return float(x)
+    if isinstance(x, np.floating):  # float32 stays float32: a 0-d array, computed as such
+        return np.asarray(x)
     if kind is bool or isinstance(x, (np.bool_, np.integer)):
         raise InputError(f"argument {position} is {kind.__name__}; pass a float to differentiate")
     if isinstance(x, (list, tuple)):

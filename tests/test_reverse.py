@@ -364,3 +364,10 @@ def test_jacobian_inside_grad_is_differentiated_through():
     unit = np.hstack([unit, np.zeros((2, 1))]) + np.sin(x[:2])[:, None]
     y = 0.9
     assert close(dk.grad(weighted_jacobian_sum)(y), 2 * y * np.sum(unit * weights), rtol=1e-14)
+
+
+def test_a_float32_scalar_is_differentiated_in_float32():
+    x = np.float32(0.3)
+    g = dk.grad(dk.sigmoid)(x)
+    exact = math.exp(-0.30000001192092896) / (1 + math.exp(-0.30000001192092896)) ** 2
+    assert g.dtype == np.float32 and abs(float(g) - exact) <= 4 * 2.0**-24 * exact
