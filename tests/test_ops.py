@@ -1,10 +1,12 @@
-"""Every primitive's rules, checked independently: against sympy.diff at 30 digits, against
-finite differences of the NumPy implementation, and the VJP through <u, J v> = <J^T u, v>."""
+"""Every primitive's rules, checked independently: on scalar symbols against sympy.diff at 30
+digits, and at every shape its case allows against finite differences of the NumPy
+implementation (test_rules.py checks them on arrays against SymPy, to second order, and the VJP
+as the exact transpose of the JVP); kink conventions, tails and SymPy arrays."""
 
 import numpy as np
 import pytest
 import sympy
-from cases import ALL, CASES, differentiable_inputs
+from cases import ALL, CASES, differentiable_inputs, variant_id
 
 import diffkit as dk
 from diffkit import ops
@@ -67,10 +69,10 @@ def test_scalar_path_matches_numpy(name, seed):
     assert close(fast, expected, rtol=1e-14, atol=1e-15)
 
 
-def _split(name, rng, shape):
-    """(differentiable args, a function of them applying the primitive, params)."""
+def _split(name, rng, variant):
+    """(differentiable args, a function of them applying the primitive)."""
     prim = ops.PRIMITIVES[name]
-    args, params = CASES[name].draw(rng, shape)
+    args, params = CASES[name].draw(rng, variant)
     diff = differentiable_inputs(prim)
 
     def f(*xs):
@@ -96,13 +98,14 @@ def _random_like(rng, x):
 
 
 DIFFERENTIABLE = [n for n in ALL if differentiable_inputs(ops.PRIMITIVES[n])]
+VARIANTS = [(n, v) for n in DIFFERENTIABLE for v in CASES[n].variants]
+VARIANT_IDS = [f"{n}-{variant_id(v)}" for n, v in VARIANTS]
 
 
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
-@pytest.mark.parametrize("shape", [(), (2, 3)])
-def test_jvp_matches_finite_differences(name, shape):
+@pytest.mark.parametrize(("name", "variant"), VARIANTS, ids=VARIANT_IDS)
+def test_jvp_matches_finite_differences(name, variant):
     rng = np.random.default_rng(7)
-    xs, f = _split(name, rng, shape)
+    xs, f = _split(name, rng, variant)
     vs = [_random_like(rng, x) for x in xs]
     _, tangent = jvp(f, xs, vs)
     expected = _directional(f, xs, vs)
@@ -110,11 +113,10 @@ def test_jvp_matches_finite_differences(name, shape):
     assert close(tangent, expected, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
-@pytest.mark.parametrize("shape", [(), (2, 3)])
-def test_vjp_inner_product_identity(name, shape):
+@pytest.mark.parametrize(("name", "variant"), VARIANTS, ids=VARIANT_IDS)
+def test_vjp_inner_product_identity_with_finite_differences(name, variant):
     rng = np.random.default_rng(11)
-    xs, f = _split(name, rng, shape)
+    xs, f = _split(name, rng, variant)
     vs = [_random_like(rng, x) for x in xs]
     out, pullback = vjp(f, *xs)
     u = _random_like(rng, out)
