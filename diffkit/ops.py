@@ -446,6 +446,19 @@ tanh = Primitive(
     scalar=math.tanh,
     grammar=True, activation=True,
 )
+def _positive(x):
+    """x > 0 entry by entry; for an array of SymPy values, their SymPy relations (NumPy's own
+    comparison would ask each relation for a truth value it does not have)."""
+    if type(x) is np.ndarray and x.dtype == object:
+        return np.frompyfunc(lambda v: v > 0, 1, 1)(x)
+    return x > 0
+
+
+def _nonpositive(x):
+    """x where x <= 0, else 0: an argument for exp that cannot overflow (elu's rules)."""
+    return where(_positive(x), 0.0, x)
+
+
 def _relu_np(x):
     # nan stays nan (a nan input is no negative number); complex input by its real part
     return np.where((np.real(x) > 0) | np.isnan(x), x, 0.0)
@@ -455,7 +468,7 @@ relu = Primitive(
     "relu", _relu_np,
     lambda x: sympy.Piecewise((x, x > 0), (0, True)),
     vjp=[lambda g, ans, x: g * heaviside(x, 0.0)],
-    jvp=[lambda t, ans, x: where(x > 0, t, 0.0)],
+    jvp=[lambda t, ans, x: where(_positive(x), t, 0.0)],
     scalar=lambda x: x if x > 0 or x != x else 0.0,
     grammar=True, kink=True, activation=True,
 )
@@ -463,12 +476,12 @@ leaky_relu = Primitive(
     "leaky_relu", lambda x, alpha=0.01: np.where(np.real(x) > 0, x, alpha * x),
     lambda x, alpha=0.01: sympy.Piecewise((x, x > 0), (alpha * x, True)),
     vjp=[
-        lambda g, ans, x, alpha=0.01: g * where(x > 0, 1.0, alpha),
-        lambda g, ans, x, alpha=0.01: g * where(x > 0, 0.0, x),
+        lambda g, ans, x, alpha=0.01: g * where(_positive(x), 1.0, alpha),
+        lambda g, ans, x, alpha=0.01: g * where(_positive(x), 0.0, x),
     ],
     jvp=[
-        lambda t, ans, x, alpha=0.01: where(x > 0, t, alpha * t),
-        lambda t, ans, x, alpha=0.01: where(x > 0, 0.0, t * x),
+        lambda t, ans, x, alpha=0.01: where(_positive(x), t, alpha * t),
+        lambda t, ans, x, alpha=0.01: where(_positive(x), 0.0, t * x),
     ],
     scalar=lambda x, alpha=0.01: x if x > 0 else alpha * x,
     grammar=True, kink=True, activation=True,
@@ -486,12 +499,12 @@ elu = Primitive(
     # not ans + alpha (cancels to 0 at x = -40) nor ans / alpha (nan at alpha = 0); the
     # alpha-derivative is expm1(x) = elu(x, 1) for x <= 0, where exp(x) - 1 would cancel
     vjp=[
-        lambda g, ans, x, alpha=1.0: g * where(x > 0, 1.0, alpha * exp(where(x > 0, 0.0, x))),
-        lambda g, ans, x, alpha=1.0: g * where(x > 0, 0.0, elu(x)),
+        lambda g, ans, x, alpha=1.0: g * where(_positive(x), 1.0, alpha * exp(_nonpositive(x))),
+        lambda g, ans, x, alpha=1.0: g * where(_positive(x), 0.0, elu(x)),
     ],
     jvp=[
-        lambda t, ans, x, alpha=1.0: where(x > 0, t, t * alpha * exp(where(x > 0, 0.0, x))),
-        lambda t, ans, x, alpha=1.0: where(x > 0, 0.0, t * elu(x)),
+        lambda t, ans, x, alpha=1.0: where(_positive(x), t, t * alpha * exp(_nonpositive(x))),
+        lambda t, ans, x, alpha=1.0: where(_positive(x), 0.0, t * elu(x)),
     ],
     scalar=lambda x, alpha=1.0: x if x > 0 else alpha * math.expm1(x),
     grammar=True, kink=True, activation=True,
