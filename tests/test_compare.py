@@ -53,16 +53,18 @@ def test_every_method_agrees_on_random_expressions(text, values):
     assume(expr.variables)
     point = dict(zip(["x", "y", "z"], values))
     result = dk.compare(expr, *(point[n] for n in expr.variables))
-    reference = result.methods[result.reference].gradient
-    assume(np.all(np.isfinite(reference)) and math.isfinite(result.value))
-    assume(result.differentiable and not result.kinks)
-    # interior points of every operation's domain only: at sqrt(x - x) with x = 0 the chain
-    # rule meets inf * 0 (AD differentiates the program, not the function it equals)
-    for method in ("central", "reverse", "forward"):
-        gradient = result.methods[method].gradient
-        assume(gradient is not None and np.all(np.isfinite(gradient)))
-    assume(np.max(np.abs(reference)) < 1e8)
-    assert result.agree, f"{text} at {point}\n{result.table()}"
+    reference = result.methods["symbolic"].gradient
+    # AD differentiates the program, not the function it equals: at sqrt(x - x) with x = 0
+    # the chain rule meets inf * 0. There, and only there, AD must be blamed.
+    broken = [k for k, status in enumerate(result.status) if status in ("exact", "limit")
+              and math.isfinite(reference[k]) and any(
+                  not math.isfinite(result.methods[m].gradient[k]) for m in ("reverse", "forward"))]
+    if broken:
+        assert not result.agree, f"{text} at {point}\n{result.table()}"
+        assert set(broken) <= set(result.methods["reverse"].wrong) | set(
+            result.methods["forward"].wrong)
+    else:
+        assert result.agree, f"{text} at {point}\n{result.table()}"
 
 
 def test_article_neuron_every_method():

@@ -207,7 +207,6 @@ def test_no_false_alarm_at_edge_points(text, x, y):
     assume(truth is not None)
     assume(all(abs(v) < 1e100 for sides in truth for v in sides))
     result = dk.compare(expression, *args)
-    assume(math.isfinite(result.value))
     ad_right = all(_right(result.methods[m].gradient[k], truth[k])
                    for m in ("reverse", "forward") for k in range(len(truth)))
     if ad_right:
