@@ -298,32 +298,13 @@ def _reverse(f, args, argnums, order):
     return _Raw(g, h, spread=_noise(f, args, argnums, g))
 
 
-def _broadcasts(f, args) -> bool:
-    """True when every argument is a float and f maps arrays of points to arrays of values
-    (each its value at that point, to a few ulps): then one call with arrays evaluates many
-    points, as grammar expressions and most scalar functions of diffkit ops allow. The check
-    uses distinct points, so that a reduction (dk.max, dk.mean) mixing them is caught."""
-    if not all(type(a) is float for a in args):
-        return False
-    points = [args, tuple(a * (1 + 1e-3) + 1e-3 for a in args)]
-    try:
-        singles = np.array([float(f(*p)) for p in points])
-        batch = f(*(np.array(column) for column in zip(*points)))
-    except Exception:
-        return False
-    if type(batch) is not np.ndarray or batch.shape != (2,) or batch.dtype.kind != "f":
-        return False
-    same = (batch == singles) | (np.abs(batch - singles) <= 8 * EPS * np.abs(singles))
-    return bool(np.all(same))
-
-
 def _forward(f, args, order):
     """Forward mode, one JVP per flat input (all of them in one batched pass when f
     broadcasts). For scalar arguments each JVP moves one input only, the others constants, so
     that an infinite partial of an input that does not move (d/dx x**y at x = 0) cannot turn
     0 * inf into nan."""
     n = sum(int(np.prod(np.shape(a))) for a in args)
-    if n > 1 and _broadcasts(f, args):
+    if n > 1 and numeric.broadcasts(f, args):
         raw = _forward_batched(f, args, n, order)
         if np.all(np.isfinite(raw.gradient)) and (
                 raw.hessian is None or np.all(np.isfinite(raw.hessian))):
@@ -586,14 +567,13 @@ class _Judge:
                        tuple(o[k] for o in others if o[k] != value[k] and not math.isnan(o[k])))
                 for k in range(len(value))]
 
-    def _candidates(self, hessian):
+    def _candidates(self, hessian, entries):
         """name -> (flat values, extra allowance per entry) of each method that ran."""
         out = {}
-        entries = self._entries(hessian) or ()
         # a switch at or a few ulps from the point: ulp-nudges may cross it, so their spread is
         # not rounding noise; the kink's interval or the switched values stand in for it
         near_switch = self.ref is not None and (self.ref.kinks or self.ref.alternatives)
-        switched = list(range(len(entries))) if near_switch else []
+        switched = list(range(len(entries or ()))) if near_switch else []
         for name, m in self.results.items():
             if name == "symbolic" or not m.applicable:
                 continue
@@ -635,11 +615,12 @@ class _Judge:
     def _judge_all(self, hessian):
         """name -> (wrong positions, max abs error, max rel error) over the gradient or the
         Hessian (positions as (row, column) for the Hessian)."""
-        candidates = self._candidates(hessian)
+        entries = self._entries(hessian)
+        candidates = self._candidates(hessian, entries)
         if not candidates:
             return {}
         size = len(next(iter(candidates.values()))[0])
-        entries = self._entries(hessian) or [_Entry("none")] * size
+        entries = entries or [_Entry("none")] * size
         centre = np.array([e.value if e.status in ("exact", "limit") else
                            (e.low + e.high) / 2 if e.status == "kink" else math.nan
                            for e in entries])

@@ -121,22 +121,8 @@ class _Point:
         """True when every argument of f is a float and f maps arrays of points to arrays of
         values (each its value at that point, to a few ulps), as grammar expressions do."""
         if "broadcasts" not in self.known:
-            self.known["broadcasts"] = self._check_broadcast()
+            self.known["broadcasts"] = broadcasts(self.f, self.args)
         return self.known["broadcasts"]
-
-    def _check_broadcast(self) -> bool:
-        if not all(type(a) in (float, int) for a in self.args):
-            return False
-        # distinct points, so that a reduction over the batch (dk.max, dk.mean) is caught
-        zs = np.stack([self.z, self.z * (1 + 1e-3) + 1e-3])
-        try:
-            singles = np.array([_scalar(self(z.copy())) for z in zs])
-            batch = self._batch(zs)
-        except Exception:
-            return False
-        if batch is None or not np.all(np.isfinite(singles)):
-            return False
-        return bool(np.all(np.abs(batch - singles) <= 8 * EPS * np.abs(singles)))
 
     def _batch(self, zs: np.ndarray):
         """f at each row of zs in one call, or None when f does not return one value a row."""
@@ -213,6 +199,31 @@ class _Point:
                 return f"argument {k}" + (f" at index {index}" if shape else "")
             m -= math.prod(shape)
         return "nowhere"
+
+
+def broadcasts(f, args) -> bool:
+    """True when every argument is a number and f maps arrays of points to arrays of values
+    (each its value at that point, to a few ulps), as grammar expressions and most scalar
+    functions of diffkit ops do: then one call with arrays evaluates many points. The check
+    uses distinct points, so that a reduction over the batch (dk.max, dk.mean) is caught.
+
+    Example:
+        >>> broadcasts(lambda x, y: x * y + 1.0, (2.0, 3.0))
+        True
+    """
+    if not all(type(a) in (float, int) for a in args):
+        return False
+    points = [args, tuple(a * (1 + 1e-3) + 1e-3 for a in args)]
+    try:
+        singles = np.array([float(f(*p)) for p in points])
+        batch = f(*(np.array(column, dtype=float) for column in zip(*points)))
+    except Exception:
+        return False
+    if type(batch) is not np.ndarray or batch.shape != (2,) or batch.dtype.kind != "f":
+        return False
+    if not np.all(np.isfinite(singles)):
+        return False
+    return bool(np.all(np.abs(batch - singles) <= 8 * EPS * np.abs(singles)))
 
 
 def _scalar(out) -> float:

@@ -268,8 +268,6 @@ class _Compiler:
                 out.append(value)
                 out.extend(_relational_sides(cond))
             return out
-        if isinstance(e, (sympy.Add, sympy.Mul)):
-            return [a for a in e.args if not a.is_number]
         return [a for a in e.args if not a.is_number]
 
     def _node(self, e, memo, label):
