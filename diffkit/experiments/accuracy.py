@@ -15,6 +15,7 @@ import diffkit as dk
 from diffkit import numeric, reference, symbolic
 from diffkit.experiments import catalog
 
+ORDER = 50  # the study's place in the report (diffkit.experiments.STUDIES)
 METHODS = ("forward", "central", "richardson", "complex_step")
 DTYPES = ("float64", "float32")
 FORMULAS = {

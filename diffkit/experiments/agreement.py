@@ -26,6 +26,7 @@ from diffkit.experiments.catalog import (
 from diffkit.ops import PRIMITIVES
 from diffkit.tolerance import close
 
+ORDER = 10  # the study's place in the report (diffkit.experiments.STUDIES)
 FULL_POINTS = 5
 QUICK_POINTS = 1
 CHAIN_DEPTH = ARTICLE_DEPTH

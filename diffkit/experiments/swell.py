@@ -10,6 +10,7 @@ import sympy
 import diffkit as dk
 from diffkit.experiments.catalog import baydin_derivative_l4, logistic_function
 
+ORDER = 40  # the study's place in the report (diffkit.experiments.STUDIES)
 FULL_N = 14  # SymPy's raw derivative grows about 2.3x per step: n = 15 takes ~15 s alone
 QUICK_N = 10
 TAPE_ONLY = (20, 30, 40, 60, 100)  # beyond SymPy: tape and path counts stay computable

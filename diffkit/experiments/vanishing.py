@@ -19,6 +19,7 @@ from diffkit.experiments.catalog import (
     relu_wide,
 )
 
+ORDER = 20  # the study's place in the report (diffkit.experiments.STUDIES)
 SEED = 0
 X = 1.0
 FULL = {"inits": 10_000, "max_depth": 50, "sympy_depths": (1, 2, 3, 4), "sympy_inits": 5}

@@ -13,6 +13,7 @@ import numpy as np
 import diffkit as dk
 from diffkit.experiments.catalog import xor_network
 
+ORDER = 30  # the study's place in the report (diffkit.experiments.STUDIES)
 EPOCHS = 30_000
 LR = 0.1
 CURVE_EVERY = 100  # loss and parameters are recorded every this many epochs
