@@ -20,7 +20,7 @@ import numpy as np
 import sympy
 from tabulate import tabulate
 
-from diffkit import reference
+from diffkit import corpus, reference
 from diffkit.check import CLAIMED, accepted, allowance, judge
 from diffkit.compare import EPS, FLOOR, NOISE_ULPS
 from diffkit.errors import InputError
@@ -619,67 +619,17 @@ def _random_cases(ops: list, count: int) -> list:
     """Seeded random expressions of three variables built only from `ops` (each drawn until
     diffkit finds it finite, away from kinks, with derivatives below 1e6 at its point)."""
     rng = np.random.default_rng(SEED)
-    unary = [n for n in ops if SCALAR_OPS[n] == 1]
-    binary = [n for n in ops if SCALAR_OPS[n] == 2]
+    unary, binary = corpus.split(ops)
     if not binary and not unary:
         return []
     cases = []
     for number in range(count):
-        for _ in range(200):
-            program = _program(rng, unary, binary)
-            point = tuple(round(float(v), 3) for v in rng.uniform(-1.5, 1.5, size=3))
-            function = _function(program)
-            if _usable(function, point):
-                cases.append(_Case(f"random_{number}: {_formula(program)}", function, point,
-                                   ("x", "y", "z")))
-                break
+        drawn = corpus.draw(rng, unary, binary)
+        if drawn is not None:
+            steps, point = drawn
+            cases.append(_Case(f"random_{number}: {corpus.formula(steps)}",
+                               corpus.function(steps), point, corpus.VARIABLES))
     return cases
-
-
-def _program(rng, unary, binary):
-    """A straight-line program: slots 0-2 are x, y, z; each step (op, slot, slot) adds one."""
-    steps = []
-    for _ in range(int(rng.integers(2, 6))):
-        size = 3 + len(steps)
-        use_binary = binary and (not unary or rng.random() < 0.5)
-        name = str(rng.choice(binary if use_binary else unary))
-        last = size - 1 if steps else int(rng.integers(0, 3))
-        other = int(rng.integers(0, size))
-        steps.append((name, last, other) if use_binary else (name, last))
-    return steps
-
-
-def _function(program):
-    def function(x, y, z):
-        slots = [x, y, z]
-        for name, *operands in program:
-            params = PRIMITIVES[name].parameters
-            slots.append(PRIMITIVES[name](*(slots[i] for i in operands), **params))
-        return slots[-1]
-
-    return function
-
-
-def _formula(program):
-    text = ["x", "y", "z"]
-    for name, *operands in program:
-        text.append(f"{name}({', '.join(text[i] for i in operands)})")
-    return text[-1]
-
-
-def _usable(function, point) -> bool:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            value = float(function(*point))
-            gradient = grad(function, (0, 1, 2))(*point)
-            moved = grad(function, (0, 1, 2))(*(v * (1 + 1e-6) + 1e-6 for v in point))
-        except Exception:
-            return False
-    g, h = np.array(gradient, dtype=float), np.array(moved, dtype=float)
-    # finite, moderate, and no kink between the point and a nearby one
-    return (math.isfinite(value) and abs(value) < 1e6 and np.all(np.isfinite(g))
-            and np.all(np.abs(g) < 1e6) and np.allclose(g, h, rtol=1e-3, atol=1e-3))
 
 
 def check_compositions(adapter, ops=None, quick: bool = False, wrong_ops=()) -> Compositions:
