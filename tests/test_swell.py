@@ -69,3 +69,32 @@ def test_quick_run_shows_the_swell():
     assert cse[-1] < 0.01 * raw[-1]
     assert "timing" in result and all(math.isfinite(t["symbolic_seconds"])
                                       for t in result["timing"]["logistic_map"])
+
+
+def _count_ops_cases():
+    """Expressions that exercise every rule of sympy.count_ops: signs, reciprocals, rationals,
+    E, exp, functions, Max, and each scalar primitive's SymPy form and its first two
+    derivatives (the kinds of node a swelling derivative is made of)."""
+    x, y, z = sympy.symbols("x y z", real=True)
+    cases = [-x - y, -x + y, x - y, 1 / x / y, -1 / (3 * x), -3 / x, 2 / (x * y), -x / y - z,
+             sympy.Rational(-1, 3), (x + y) ** -1, x ** -2, -x, sympy.E, sympy.exp(-x) / 3,
+             sympy.Max(x, y, z), sympy.tanh(-x) / 3, sympy.sqrt(x), sympy.S.One, x]
+    scalar = [p for p in dk.ops.PRIMITIVES.values() if p.grammar] + [
+        dk.ops.add, dk.ops.subtract, dk.ops.multiply, dk.ops.divide, dk.ops.negative,
+        dk.ops.power, dk.ops.maximum]
+    for prim in scalar:
+        form = prim.sympy_impl(*(x, y)[:prim.arity])  # alpha, where there is one, is y
+        cases += [form, sympy.diff(form, x), sympy.diff(form, x, 2)]
+    return cases
+
+
+def test_tree_ops_counts_exactly_what_sympy_count_ops_counts():
+    for expr in _count_ops_cases():
+        assert swell.tree_ops(expr) == sympy.count_ops(expr), expr
+    x = sympy.Symbol("x", real=True)
+    for n in range(1, 10):
+        derivative = sympy.diff(logistic_function(n)(x), x)
+        assert swell.tree_ops(derivative) == sympy.count_ops(derivative), n
+        replacements, reduced = sympy.cse(derivative)
+        for expr in [e for _, e in replacements] + reduced:
+            assert swell.tree_ops(expr) == sympy.count_ops(expr), (n, expr)
