@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from diffkit.cases import Case, dumps_jsonl, dumps_toml
 from diffkit.errors import InputError
+from diffkit.expression import parse
 from diffkit.ops import PRIMITIVES
 from diffkit.reverse import grad
 
@@ -195,3 +198,57 @@ def grammar_ops(ops=None) -> list:
         raise InputError(f"--ops names {', '.join(unknown) or 'nothing'}{why}; use some of "
                          f"{', '.join(GRAMMAR_OPS)}")
     return [n for n in GRAMMAR_OPS if n in ops]
+
+
+def random_cases(count: int, seed: int, ops=None) -> list:
+    """Return `count` cases (diffkit.cases.Case, order 1, expect agree) named random_SEED_K:
+    seeded random expressions of x, y, z over `ops` (default: every op of the grammar) at points
+    where each is finite, with value and gradient below LIMIT, and MARGIN away from kinks and
+    domain edges. The same arguments give the same cases.
+
+    Example:
+        >>> [(c.name, c.expr, c.at) for c in random_cases(1, 0, ["exp"])]
+        [('random_0_0', 'exp(exp(z))', {'z': -1.492})]
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InputError(f"--random must be a whole number >= 0, not {count}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"--seed must be a whole number >= 0, not {seed}")
+    unary, binary = split(grammar_ops(ops))
+    rng = np.random.default_rng(seed)
+    width = len(str(max(count - 1, 0)))
+    cases = []
+    for number in range(count):
+        drawn = draw(rng, unary, binary, accept=interior)
+        if drawn is None:
+            raise InputError(f"no usable expression in {ATTEMPTS} tries over the ops "
+                             f"{', '.join(unary + binary)}; add more ops to --ops")
+        steps, point = drawn
+        text = grammar_text(steps)
+        at = {name: point[VARIABLES.index(name)] for name in parse(text).variables}
+        cases.append(Case(f"random_{seed}_{number:0{width}d}", text, at))
+    return cases
+
+
+def run_corpus(args) -> int:
+    """`diffkit corpus`: write args.random cases of seed args.seed over args.ops (comma-separated
+    names or None) to args.out (.toml or .jsonl, by suffix) or, without it, JSON Lines to
+    standard output. Returns the exit status, 0.
+    """
+    writers = {".toml": dumps_toml, ".jsonl": dumps_jsonl}
+    out = None if args.out is None else Path(args.out)
+    if out is not None and out.suffix not in writers:
+        raise InputError(f"--out {args.out} must end in .toml or .jsonl (the case file format)")
+    if out is not None and not out.parent.is_dir():
+        raise InputError(f"--out {args.out} cannot be written: its directory does not exist")
+    ops = None if args.ops is None else [n.strip() for n in args.ops.split(",") if n.strip()]
+    cases = random_cases(args.random, args.seed, ops)
+    text = writers[out.suffix if out is not None else ".jsonl"](cases)
+    if out is None:
+        print(text, end="")
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"--out {args.out} cannot be written ({error.strerror})") from None
+    return 0
