@@ -13,6 +13,7 @@ import pytest
 from diffkit.experiments import accuracy
 from diffkit.report import pages, plots, writer
 from diffkit.report.pages import TIMING_MARK
+from diffkit.report.tables import number
 
 EPS = {"float64": 2.0**-52, "float32": 2.0**-23}
 DTYPE = {"float64": np.float64, "float32": np.float32}
@@ -399,7 +400,7 @@ def test_page_states_the_numbers(study, tmp_path):
     for case in result["cases"]:
         assert f"**{case['name']}**" in page
     for row in result["summary"]:
-        assert f"{pages.number(row['needed_rtol'], 2)} ({row['worst_case']})" in page
+        assert f"{number(row['needed_rtol'], 2)} ({row['worst_case']})" in page
     assert "none in float32: no step gives a single right digit" in page
     line = pages.headline("accuracy", result)
     assert "float64" in line and "float32" in line and "\n" not in line

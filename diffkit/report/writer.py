@@ -10,10 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from diffkit import experiments
 from diffkit.errors import InputError
-from diffkit.experiments import STUDIES, run_study
+from diffkit.experiments import run_study
 from diffkit.report import plots
-from diffkit.report.pages import TIMING_MARK, headline, render
+from diffkit.report.pages import TIMING_MARK, headline, page, render
 
 
 def selected_studies(only) -> list:
@@ -23,15 +24,16 @@ def selected_studies(only) -> list:
         >>> selected_studies("swell, xor")
         ['xor', 'swell']
     """
+    studies = experiments.STUDIES
     if only is None:
-        return list(STUDIES)
+        return list(studies)
     names = [n.strip() for n in only.split(",") if n.strip()]
     if not names:
-        raise InputError(f"--only names no study; use some of {', '.join(STUDIES)}")
+        raise InputError(f"--only names no study; use some of {', '.join(studies)}")
     for name in names:
-        if name not in STUDIES:
-            raise InputError(f"--only: unknown study {name!r}; use some of {', '.join(STUDIES)}")
-    return [s for s in STUDIES if s in names]
+        if name not in studies:
+            raise InputError(f"--only: unknown study {name!r}; use some of {', '.join(studies)}")
+    return [s for s in studies if s in names]
 
 
 def to_json(result: dict) -> str:
@@ -66,9 +68,8 @@ def write_study(name: str, out: Path, quick: bool = False, seeds=None, progress=
     result = json.loads(to_json(result))  # exactly what the JSON file holds
     for old in list(out.glob(f"{name}.png")) + list(out.glob(f"{name}_*.png")):
         old.unlink()
-    drawn = plots.PLOTS[name](result, out) if name in plots.PLOTS and plots.available() else None
-    if name not in plots.PLOTS:
-        drawn = []
+    draw = getattr(page(name), "plots", None)  # a study without plots: an empty list
+    drawn = [] if draw is None else draw(result, out) if plots.available() else None
     (out / f"{name}.json").write_text(to_json(result), encoding="utf-8")
     (out / f"{name}.md").write_text(render(name, result, drawn), encoding="utf-8")
     if progress:
@@ -121,19 +122,22 @@ def write_index(out: Path, command: str | None = None) -> str:
         "",
     ]
     rows = []
-    for name in STUDIES:
+    studies = experiments.STUDIES
+    for name in studies:
         path = out / f"{name}.json"
         if not path.exists():
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
-        if name == "agreement" and plots.available():
-            # the agreement page has no plot of its own; the index draws one from its numbers
-            plots.agreement_index_plot(result, out)
+        study = page(name)
+        index_plot = getattr(study, "index_plot", None)
+        if index_plot is not None and plots.available():
+            # a plot for the index only (the agreement page has none of its own)
+            index_plot(result, out)
         pngs = sorted(p.name for p in out.glob(f"{name}*.png")
                       if p.stem == name or p.stem.startswith(f"{name}_"))
         links = [f"[numbers]({name}.json)"] + [f"[{p}]({p})" for p in pngs]
         mode = " (--quick)" if result.get("parameters", {}).get("quick") else ""
-        key = plots.KEY_PLOTS.get(name)
+        key = getattr(study, "KEY_PLOT", None)
         key = key if key in pngs else (pngs[0] if pngs else None)
         image = (f'<a href="{name}.md"><img src="{key}" width="{INDEX_IMAGE_WIDTH}" '
                  f'alt="{name}: {key}"></a>' if key else "(no plot)")
@@ -145,7 +149,7 @@ def write_index(out: Path, command: str | None = None) -> str:
     else:
         lines += ["No study has been run yet: run `diffkit report`.", ""]
     others = sorted(p.name for p in out.glob("*.md")
-                    if p.stem not in STUDIES and p.name != "index.md")
+                    if p.stem not in studies and p.name != "index.md")
     if others:
         lines += ["## Other reports in this directory", "",
                   *[f"- [{name[:-3]}]({name})" for name in others]]
