@@ -63,8 +63,9 @@ class CaseItem(pytest.Item):
         self.user_properties.append(("verdict", record["verdict"]))
         if not record["met"]:
             errors = "; ".join(record["errors"])
-            header = (f"case {self.case.name!r}: expected {self.case.expect}, verdict "
-                      f"{record['verdict']}" + (f" ({errors})" if errors else ""))
+            header = (f"{self.location[0]}:{self.case.line}: case {self.case.name!r}: expected "
+                      f"{self.case.expect}, verdict {record['verdict']}"
+                      + (f" ({errors})" if errors else ""))
             raise CaseFailed(header, record["table"])
         if self.case.expect == "disagree":
             pytest.xfail(f"disagrees as expected: {'; '.join(record['errors'])}")
