@@ -66,10 +66,12 @@ def test_quick_run_takes_the_first_seeds_and_compares_styles_on_the_first(monkey
     assert calls == [(s, xor.QUICK_EPOCHS, xor.STYLES if s < xor.QUICK_BATCHED_SEEDS
                       else ("scalar",)) for s in range(xor.QUICK_SEEDS)]
     assert result["success_rate"] == sum(s % 2 for s in range(xor.QUICK_SEEDS)) / xor.QUICK_SEEDS
-    assert result["full"] == {"seeds": xor.FULL_SEEDS, "epochs": xor.EPOCHS}
+    assert result["full"] == {"seeds": xor.FULL_SEEDS, "epochs": xor.EPOCHS,
+                              "batched_seeds": xor.FULL_BATCHED_SEEDS}
     calls.clear()
     xor.run(workers=1)
-    assert calls == [(s, xor.EPOCHS, xor.STYLES) for s in range(xor.FULL_SEEDS)]
+    assert calls == [(s, xor.EPOCHS, xor.STYLES if s < xor.FULL_BATCHED_SEEDS else ("scalar",))
+                     for s in range(xor.FULL_SEEDS)]
 
 
 def test_quick_xor_page_says_what_changed():
