@@ -1,6 +1,6 @@
-"""The command line: `diffkit verify | report | list | bench | conformance`. The only module
-that knows argv, exit codes and the terminal. Exit 0: success/agreement, 1: methods disagree,
-2: invalid input."""
+"""The command line: `diffkit verify | report | list | bench | conformance | corpus`. The only
+module that knows argv, exit codes and the terminal. Exit 0: success/agreement, 1: methods
+disagree (or a case missed its expectation), 2: invalid input."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import os
 import re
 import sys
+import time
 
 from diffkit.errors import DiffkitError, InputError
 
@@ -21,6 +22,19 @@ EXIT_INTERNAL = 3
 EPILOG = """exit status: 0 all methods agree (or the command succeeded), 1 the methods disagree,
 2 invalid input (one line on stderr, nothing executed) or output that cannot be written,
 3 an internal error (a diffkit bug: one line on stderr; please report it)."""
+
+VERIFY_EPILOG = """exit status: 0 all methods agree (with --file: every case met its expectation),
+1 the methods disagree (with --file: some case did not; a summary lists them), 2 invalid input
+or case file (one line on stderr, nothing executed) or output that cannot be written, 3 an
+internal error (a diffkit bug: one line on stderr; please report it)."""
+
+CORPUS_EPILOG = """exit status: 0 the corpus was written, 2 invalid options or an output that cannot
+be written (one line on stderr), 3 an internal error (a diffkit bug; please report it)."""
+
+# verify's options that say how to run one expression, and those that run a case file
+_ONE_OPTIONS = {"at": "--at", "order": "--order", "rtol": "--rtol", "atol": "--atol"}
+_FILE_OPTIONS = {"jobs": "--jobs", "scheduler": "--scheduler", "out": "--out",
+                 "resume": "--resume", "junit": "--junit", "timeout": "--timeout"}
 
 
 # a long option, known or not: "--json", "--at=x=1", "--frobnicate"; never "--x*2" or "-x**2"
@@ -70,25 +84,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="differentiate an expression every way at a point and compare",
         description="Differentiate EXPR at a point by reverse and forward AD, SymPy (the "
         "high-precision reference), central differences with Richardson extrapolation and "
-        "the complex step, and say whether they agree.",
-        epilog=EPILOG,
+        "the complex step, and say whether they agree. With --file, do so for every case "
+        "of a case file, in parallel worker processes or on a Dask cluster.",
+        epilog=VERIFY_EPILOG,
         signed_positionals=True,
     )
-    verify.add_argument("expr", metavar="EXPR",
+    verify.add_argument("expr", metavar="EXPR", nargs="?", default=None,
                         help='e.g. "1/(1+exp(-(w*x+b)))" or "-x**2" (one that starts with '
                         '"--" goes last, after a lone --)')
     verify.add_argument(
-        "--at", required=True, action="append", metavar="NAME=VALUE[,NAME=VALUE...]",
+        "--at", action="append", metavar="NAME=VALUE[,NAME=VALUE...]",
         help="the point: one value for every variable of EXPR, e.g. x=1,w=0,b=0 or x=-1.5 "
         "(--at may be repeated: --at x=1 --at w=0)",
     )
-    verify.add_argument("--order", type=int, choices=(1, 2), default=1,
+    verify.add_argument("--order", type=int, choices=(1, 2), default=None,
                         help="1: gradient (default); 2: gradient and Hessian")
     verify.add_argument("--json", action="store_true", help="print one strict-JSON object")
     verify.add_argument("--rtol", type=float, default=None,
                         help="relative tolerance for every method (default: per method)")
     verify.add_argument("--atol", type=float, default=None,
                         help="absolute tolerance for every method (default: per method)")
+    batch = verify.add_argument_group(
+        "case files", "instead of EXPR: every case of a .toml ([[case]] tables) or .jsonl file "
+        "with name, expr, at and optional order, expect (agree|kink|disagree), rtol, atol")
+    batch.add_argument("--file", default=None, metavar="CASES",
+                       help="the case file (validated whole before anything runs)")
+    batch.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="worker processes (default: the CPU count)")
+    batch.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on a Dask cluster at tcp://HOST:PORT instead of local workers")
+    batch.add_argument("--out", default=None, metavar="RESULTS.jsonl",
+                       help="write one JSON result per case as it finishes")
+    batch.add_argument("--resume", action="store_true",
+                       help="skip the cases already in --out (after a killed run)")
+    batch.add_argument("--junit", default=None, metavar="FILE",
+                       help="also write JUnit XML: one testcase per case")
+    batch.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="per case; past it the case is an error and its worker is "
+                       "replaced (default: 60)")
 
     report = sub.add_parser(
         "report", help="regenerate the comparison reports (Markdown, JSON, PNG)",
@@ -135,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--json", action="store_true", help="print one strict-JSON object")
     conformance.add_argument("--junit", default=None, metavar="FILE",
                              help="also write the result as JUnit XML to FILE")
+
+    corpus = sub.add_parser(
+        "corpus", help="write a seeded corpus of random cases (a case file)",
+        description="Write N random expressions of the verify grammar at interior points, as "
+        "a case file for `diffkit verify --file`; the same seed gives the same corpus.",
+        epilog=CORPUS_EPILOG,
+    )
+    corpus.add_argument("--random", type=int, required=True, metavar="N",
+                        help="the number of cases")
+    corpus.add_argument("--seed", type=int, required=True, metavar="S", help="the seed")
+    corpus.add_argument("--ops", default=None, metavar="NAMES",
+                        help="only these functions, e.g. exp,sin,relu")
+    corpus.add_argument("--out", default=None, metavar="FILE",
+                        help="a .toml or .jsonl file (default: JSON Lines on stdout)")
     return parser
 
 
@@ -149,6 +196,16 @@ def run_verify(args) -> int:
     from diffkit.compare import compare
     from diffkit.expression import parse, parse_point
 
+    if getattr(args, "file", None) is not None:
+        return run_verify_file(args)
+    if args.expr is None:
+        raise InputError("give an expression EXPR (with --at), or a case file with --file")
+    given = [flag for key, flag in _FILE_OPTIONS.items() if _given(args, key)]
+    if given:
+        raise InputError(f"{given[0]} needs --file (it is about running a case file)")
+    if not args.at:
+        raise InputError("--at is required with EXPR: give the point, e.g. --at x=1,y=2")
+    args.order = 1 if args.order is None else args.order
     rtol = _tolerance(args.rtol, "--rtol")
     atol = _tolerance(args.atol, "--atol")
     expression = parse(args.expr)
@@ -173,6 +230,119 @@ def run_verify(args) -> int:
         print(f"{args.expr}  at  {', '.join(f'{n}={point[n]!r}' for n in names)}\n")
         print(result.table())
     return EXIT_AGREE if result.agree else EXIT_DISAGREE
+
+
+def _given(args, key) -> bool:
+    value = getattr(args, key, None)
+    return value is not None and value is not False
+
+
+def run_verify_file(args) -> int:
+    """`diffkit verify --file`: every case of a case file; 0 all met, 1 some did not."""
+    from diffkit import batch, cases
+
+    if args.expr is not None:
+        raise InputError("give either EXPR or --file, not both")
+    given = [flag for key, flag in _ONE_OPTIONS.items() if _given(args, key)]
+    if given:
+        raise InputError(f"{given[0]} does not apply with --file: each case gives its own "
+                         f"point, order and tolerances")
+    if args.jobs is not None and args.scheduler is not None:
+        raise InputError("give --jobs or --scheduler, not both: a Dask cluster has its own "
+                         "workers")
+    timeout = batch.TIMEOUT if args.timeout is None else args.timeout
+    batch.check_options(args.jobs, timeout, args.out, args.resume)
+    junit = None
+    if args.junit is not None:
+        junit = os.path.abspath(args.junit)
+        if os.path.isdir(junit) or not os.path.isdir(os.path.dirname(junit)):
+            raise InputError(f"--junit {args.junit} cannot be written: give a file in an "
+                             f"existing directory")
+    loaded = cases.load(args.file)
+    progress = _Progress(sys.stderr, len(loaded))
+    try:
+        records = batch.run(loaded, jobs=args.jobs, scheduler=args.scheduler, timeout=timeout,
+                            out=args.out, resume=args.resume, on_record=progress.update)
+    finally:
+        progress.close()
+    if junit is not None:
+        try:
+            with open(junit, "w", encoding="utf-8") as out:
+                out.write(batch.junit(records, f"diffkit verify {os.path.basename(args.file)}"))
+        except OSError as error:
+            raise InputError(f"--junit {args.junit} cannot be written "
+                             f"({error.strerror})") from None
+    missed = [r for r in records if not r["met"]]
+    if args.json:
+        print(json.dumps({"cases": len(records), "met": len(records) - len(missed),
+                          "missed": [r["name"] for r in missed], "results": records},
+                         allow_nan=False))
+    else:
+        print(f"{len(records)} cases: {len(records) - len(missed)} met their expectation, "
+              f"{len(missed)} did not" + (":" if missed else ""))
+        for r in missed:
+            print(f"  {_missed(r)}")
+    return EXIT_DISAGREE if missed else EXIT_AGREE
+
+
+def _missed(record) -> str:
+    why = f" ({record['errors'][0]})" if record.get("errors") else ""
+    return f"{record['name']}: {record['verdict']}, expected {record['expect']}{why}"
+
+
+class _Progress:
+    """Progress of a batch on stderr: a bar redrawn in place on a terminal (done, failures,
+    rate, ETA); elsewhere (a CI log) one line per case that missed its expectation."""
+
+    def __init__(self, stream, total):
+        self.stream = stream
+        self.total = total
+        self.tty = stream is not None and stream.isatty()
+        self.start = time.monotonic()
+        self.failures = 0
+        self.first = None  # (done, time) at the first new record: resumed ones cost nothing
+        self.drawn = False
+
+    def update(self, record, done, total):
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (done - 1, now)
+        if not record["met"]:
+            self.failures += 1
+            if not self.tty:
+                print(f"FAILED {_missed(record)}", file=self.stream, flush=True)
+            else:
+                self._clear()
+                print(f"FAILED {_missed(record)}", file=self.stream)
+        if self.tty:
+            self._draw(done, total, now)
+
+    def _draw(self, done, total, now):
+        ran = done - self.first[0]
+        rate = ran / max(now - self.first[1], 1e-9) if ran > 1 else 0.0
+        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
+        width = 30
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}  failures {self.failures}  "
+                          f"{rate:.1f} cases/s  ETA {eta} ")
+        self.stream.flush()
+        self.drawn = True
+
+    def _clear(self):
+        if self.drawn:
+            self.stream.write("\r\033[K")
+
+    def close(self):
+        if self.tty and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _corpus(args) -> int:
+    from diffkit.corpus import run_corpus
+
+    return run_corpus(args)
 
 
 def _report(args) -> int:
@@ -222,7 +392,7 @@ def run_conformance(args) -> int:
 
 
 COMMANDS = {"verify": run_verify, "report": _report, "list": _list, "bench": _bench,
-            "conformance": run_conformance}
+            "conformance": run_conformance, "corpus": _corpus}
 
 
 class _OutputLost(Exception):

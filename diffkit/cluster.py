@@ -1,0 +1,118 @@
+"""Case batches on a Dask distributed cluster: every Dask worker keeps diffkit worker processes
+of its own (`batch.Child`), so a case that hangs or crashes is killed there, never the Dask worker.
+
+A running Dask task cannot be stopped from outside (cancelling a future leaves its thread
+running), so the task itself never runs a case: it hands the case to a worker process and waits
+at most the timeout, then kills that process. Results are the same records as `--jobs` writes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from distributed import Client, as_completed, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from diffkit.batch import START_SECONDS, Child, WorkerStartError
+from diffkit.cases import Case, error_record
+from diffkit.errors import InputError
+
+PLUGIN = "diffkit-batch"
+CONNECT_SECONDS = 10
+
+
+class Children(WorkerPlugin):
+    """On each Dask worker: the idle diffkit worker processes, reused by its task threads."""
+
+    name = PLUGIN
+
+    def setup(self, worker):
+        self._lock = threading.Lock()
+        self._idle = []
+
+    def teardown(self, worker):
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.kill()
+
+    def run(self, case: Case, timeout: float) -> dict:
+        """Return the result record of `case`, run in a worker process for at most `timeout`."""
+        with self._lock:
+            child = self._idle.pop() if self._idle else None
+        if child is None:
+            child = _start()
+        child.send(case)
+        try:
+            _, line = child.inbox.get(timeout=timeout)
+        except queue.Empty:
+            child.kill()
+            return error_record(case, f"timed out after {timeout:g} s",
+                                time.monotonic() - child.since)
+        if line is None:
+            reason = child.died()
+            child.kill()
+            return error_record(case, reason, time.monotonic() - child.since)
+        record = child.take(line)
+        if record["verdict"] == "error":  # as batch.run_local: an error may leave it broken
+            child.kill()
+        else:
+            with self._lock:
+                self._idle.append(child)
+        return record
+
+
+def _start() -> Child:
+    child = Child(queue.Queue())
+    while not child.ready:
+        try:
+            _, line = child.inbox.get(timeout=START_SECONDS)
+        except queue.Empty:
+            child.kill()
+            raise WorkerStartError(f"a worker process did not start in {START_SECONDS:g} s "
+                                   f"on this Dask worker") from None
+        if line is None:
+            raise WorkerStartError(f"a worker process could not start on this Dask worker: "
+                                   f"{child.died()} (is diffkit installed there?)")
+        child.take(line)
+    return child
+
+
+def run_case(case: dict, timeout: float) -> dict:
+    """The Dask task: return the record of one case (a dict of the case schema)."""
+    return get_worker().plugins[PLUGIN].run(Case(**case), timeout)
+
+
+def run_on_cluster(cases, address: str, timeout: float):
+    """Yield the result record of every case as it finishes on the Dask cluster at `address`."""
+    try:
+        client = Client(address, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError, ValueError, TypeError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"cannot reach a Dask scheduler at {address} ({first}); start one "
+                         f"with `dask scheduler` and give the tcp://HOST:PORT it prints") from None
+    futures = {}
+    try:
+        client.register_plugin(Children(), name=PLUGIN)
+        submitted = client.map(run_case, [case.to_dict() for case in cases],
+                               timeout=timeout, pure=False)
+        futures = dict(zip(submitted, cases))
+        for future in as_completed(submitted):
+            case = futures.pop(future)
+            try:
+                record = future.result()
+            except Exception as error:  # a task lost with its Dask worker, or one that failed
+                first = str(error).splitlines()[0] if str(error) else ""
+                record = error_record(case, f"the Dask task failed: {type(error).__name__}: "
+                                      f"{first}", 0.0)
+            yield record
+    finally:
+        if futures:
+            client.cancel(list(futures))
+        try:
+            client.unregister_worker_plugin(PLUGIN)  # its teardown ends the worker processes
+        except Exception:  # noqa: S110 - a cluster that is going away ends them anyway
+            pass
+        client.close()
