@@ -10,6 +10,7 @@ from diffkit.bench.workloads import (
     w5_forward,
     w5_mlp,
     w6_verdict,
+    w7_cases,
 )
 
 WORKLOADS = [
@@ -21,4 +22,5 @@ WORKLOADS = [
     w5_mlp.WORKLOAD,
     w5_forward.WORKLOAD,
     w6_verdict.WORKLOAD,
+    w7_cases.WORKLOAD,
 ]
