@@ -54,10 +54,18 @@ def test_every_page_module_renders_a_study():
 
 
 EXPERIMENT = '''
+import os
+
+from diffkit.errors import InputError
+
 ORDER = 35
 
 
 def run(quick=False, seeds=None, progress=None, **params):
+    if seeds == 13:
+        raise InputError("13 seeds are unlucky")
+    if seeds == 66:
+        os._exit(3)  # a study whose process dies
     count = seeds or (2 if quick else 5)
     return {"parameters": {"quick": quick, "seeds": count},
             "squares": [k * k for k in range(count)], "timing": {"seconds": 0.25}}
@@ -97,11 +105,14 @@ def toy_study(tmp_path, monkeypatch):
         folder = tmp_path / package.__name__
         folder.mkdir()
         (folder / "toy_study.py").write_text(text)
+        # its twin, one place later: two studies to run side by side
+        (folder / "toy_twin.py").write_text(text.replace("ORDER = 35", "ORDER = 36"))
         monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
     importlib.invalidate_caches()
     yield "toy_study"
     for package in ("diffkit.experiments", "diffkit.report.studies"):
-        sys.modules.pop(f"{package}.toy_study", None)
+        for name in ("toy_study", "toy_twin"):
+            sys.modules.pop(f"{package}.{name}", None)
 
 
 def test_a_new_study_needs_only_its_two_modules(toy_study, tmp_path, capsys):
@@ -144,3 +155,23 @@ def test_a_removed_study_leaves_studies(toy_study):
     assert toy_study in diffkit.experiments.STUDIES
     diffkit.experiments.__path__.pop()
     assert toy_study not in diffkit.experiments.STUDIES
+
+
+def test_studies_side_by_side_give_what_one_process_gives(toy_study):
+    names = ["toy_twin", "toy_study"]
+    messages = []
+    together = list(writer.side_by_side(names, seeds=4, progress=messages.append))
+    assert [name for name, _ in together] == names  # the order asked for, not of finishing
+    for name, result in together:
+        assert result == run_study(name, seeds=4)
+        assert f"{name}: running" in messages and any(
+            m.startswith(f"{name}: finished in ") for m in messages)
+    alone = list(writer.side_by_side(names, seeds=4, processes=1))
+    assert alone == [(name, None) for name in names]  # each runs in the caller, in turn
+
+
+def test_a_failing_study_side_by_side_fails_the_report_in_one_line(toy_study):
+    with pytest.raises(InputError, match="13 seeds are unlucky"):
+        list(writer.side_by_side(["toy_study", "toy_twin"], seeds=13))
+    with pytest.raises(RuntimeError, match="the toy_study study's process died .exit status 3"):
+        list(writer.side_by_side(["toy_study", "toy_twin"], seeds=66))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import tempfile
 import time
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from diffkit import experiments
@@ -57,14 +60,17 @@ def _strict(value):
     return value if math.isfinite(value) else None
 
 
-def write_study(name: str, out: Path, quick: bool = False, seeds=None, progress=None) -> dict:
-    """Run study `name` and write NAME.json, NAME.md and its PNGs into `out`; return the result.
+def write_study(name: str, out: Path, quick: bool = False, seeds=None, progress=None,
+                result=None) -> dict:
+    """Run study `name` (unless its `result` is given) and write NAME.json, NAME.md and its PNGs
+    into `out`; return the result.
 
     Example:
         write_study("swell", Path("reports"), quick=True)
     """
     started = time.perf_counter()
-    result = run_study(name, quick=quick, seeds=seeds, progress=progress)
+    if result is None:
+        result = run_study(name, quick=quick, seeds=seeds, progress=progress)
     result = json.loads(to_json(result))  # exactly what the JSON file holds
     for old in list(out.glob(f"{name}.png")) + list(out.glob(f"{name}_*.png")):
         old.unlink()
@@ -193,6 +199,77 @@ def _progress(message: str) -> None:
     print(f"diffkit report: {message}", file=sys.stderr, flush=True)
 
 
+STUDY_PROCESSES = 2  # studies run side by side: the longest (xor) trains in processes of its own
+
+
+def side_by_side(names, quick=False, seeds=None, progress=None, processes=STUDY_PROCESSES):
+    """Yield (name, result) for each study of `names`, in that order, running up to `processes`
+    of them at once, each in a forked process of its own (results depend on nothing but their
+    parameters, so they are the same as in one process). With one study, one process or no
+    fork, each runs here instead, when its turn comes, and `result` is None.
+
+    A study that raises re-raises here; one whose process dies is one line of RuntimeError.
+    """
+    if len(names) < 2 or processes < 2 or "fork" not in get_all_start_methods():
+        for name in names:
+            if progress:
+                progress(f"{name}: running{' (quick)' if quick else ''}")
+            yield name, None
+        return
+    context = get_context("fork")  # not spawn: it re-imports a caller's unguarded __main__
+    queue, running, finished, nxt = list(names), {}, {}, 0
+    try:
+        while nxt < len(names):
+            while queue and len(running) < processes:
+                name = queue.pop(0)
+                if progress:
+                    progress(f"{name}: running{' (quick)' if quick else ''}")
+                receive, send = context.Pipe(duplex=False)
+                child = context.Process(target=_study_child, args=(send, name, quick, seeds,
+                                                                   progress))
+                child.start()
+                send.close()
+                running[receive] = (name, child)
+            for receive in wait(list(running)):
+                name, child = running.pop(receive)
+                try:
+                    finished[name] = receive.recv()
+                except EOFError:
+                    child.join()
+                    finished[name] = (False, RuntimeError(
+                        f"the {name} study's process died (exit status {child.exitcode})"), 0)
+                if progress and finished[name][0]:
+                    progress(f"{name}: finished in {finished[name][2]:.1f} s")
+                child.join()
+                receive.close()
+            while nxt < len(names) and names[nxt] in finished:
+                ok, payload, _ = finished.pop(names[nxt])
+                if not ok:
+                    raise payload
+                yield names[nxt], payload
+                nxt += 1
+    finally:
+        for _, child in running.values():
+            child.kill()
+            child.join()
+
+
+def _study_child(send, name, quick, seeds, progress):
+    started = time.perf_counter()
+    try:
+        result = run_study(name, quick=quick, seeds=seeds, progress=progress)
+        send.send((True, result, time.perf_counter() - started))
+    except BaseException as error:  # noqa: B036 - a KeyboardInterrupt, too, goes back as one
+        try:
+            send.send((False, error, 0))
+        except Exception:  # an exception that does not pickle: its type and first line
+            first = (str(error).splitlines() or [""])[0]
+            send.send((False, RuntimeError(f"{type(error).__name__}: {first}"), 0))
+    finally:
+        send.close()
+        os._exit(0)  # no atexit handlers or inherited buffers of the parent run twice
+
+
 def run_report(args) -> int:
     """Run `diffkit report` for parsed arguments (out, only, quick, seeds); return exit status.
 
@@ -219,9 +296,10 @@ def run_report(args) -> int:
     started = time.perf_counter()
     if not plots.available():
         _progress("matplotlib is not installed: plots are skipped (pip install 'diffkit[plots]')")
-    for name in names:
-        _progress(f"{name}: running{' (quick)' if args.quick else ''}")
-        write_study(name, out, quick=args.quick, seeds=args.seeds, progress=_progress)
+    for name, result in side_by_side(names, quick=args.quick, seeds=args.seeds,
+                                     progress=_progress):
+        write_study(name, out, quick=args.quick, seeds=args.seeds, progress=_progress,
+                    result=result)
     write_index(out, report_command(args.out, args.quick, args.only, args.seeds))
     _progress(f"done in {time.perf_counter() - started:.1f} s: {out / 'index.md'}")
     return 0
