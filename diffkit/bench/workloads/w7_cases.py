@@ -124,8 +124,9 @@ def time_batches(workload, engines, settings, load, progress=None) -> dict:
                         start_ups.append(one.seconds - one.work)
                     batch = run()
                     if batch.missed:
-                        row["status"] = (f"not counted: {len(batch.missed)} cases missed their "
-                                         f"expectation (first: {batch.missed[0]})")
+                        row["status"] = (f"not counted: {len(batch.missed)} of {size.cases} "
+                                         f"cases missed their expectation (first: "
+                                         f"{batch.missed[0]})")
                         done = []
                         break
                     done.append(batch)
