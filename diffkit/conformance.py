@@ -694,9 +694,10 @@ def _spread(adapter, case):
 # ---- properties: depth and cost ----
 
 
-def deepest_chain(adapter, quick: bool = False) -> tuple:
-    """(deepest working chain of DEPTHS or 0, its op, the error at the first that fails or
-    None): y = op(y) n times from x = 0.5, its gradient checked against diffkit's.
+def deepest_chain(adapter, quick: bool = False, depths=None) -> tuple:
+    """(deepest working chain of `depths` (default DEPTHS, QUICK_DEPTHS when quick) or 0, its
+    op, the error at the first that fails or None): y = op(y) n times from x = 0.5, its
+    gradient checked against diffkit's.
 
     Example:
         >>> deepest_chain(load("diffkit"), quick=True)[:2]
@@ -710,7 +711,7 @@ def deepest_chain(adapter, quick: bool = False) -> tuple:
     prim = PRIMITIVES[name]
     constant = 0.0 if name == "add" else 1.0
     deepest = 0
-    for depth in (QUICK_DEPTHS if quick else DEPTHS):
+    for depth in depths or (QUICK_DEPTHS if quick else DEPTHS):
         def chain(y, op=op, depth=depth, c=None):
             for _ in range(depth):
                 y = op(y, c) if binary else op(y)
@@ -766,7 +767,9 @@ def cost_factor(adapter, quick: bool = False) -> tuple:
     try:
         calls = {}
         for n in range(2, longest + 1, 2):
-            calls[n] = _calls(graph(n))
+            run = graph(n)
+            run()  # warm: an engine's first call compiles (JAX), which is not the cost per step
+            calls[n] = _calls(run)
             if calls[n] > COST_CALLS:
                 break
         if calls[max(calls)] >= 4 * calls[2]:
@@ -824,10 +827,11 @@ def _seconds(run) -> float:
 # ---- the run ----
 
 
-def run(adapter, ops=None, quick: bool = False) -> Conformance:
+def run(adapter, ops=None, quick: bool = False, depths=None) -> Conformance:
     """Check an engine: every op alone, compositions, properties. adapter is a module, a .py
     file path, a module name or a shipped adapter's short name; `ops` restricts the op checks
-    and compositions to those names; `quick` uses fewer points and shallower chains.
+    and compositions to those names; `quick` uses fewer points and shallower chains; `depths`
+    replaces the chain lengths tried (default DEPTHS, QUICK_DEPTHS when quick).
 
     Example:
         >>> result = run("diffkit", ops=["tanh", "multiply"], quick=True)
@@ -849,7 +853,7 @@ def run(adapter, ops=None, quick: bool = False) -> Conformance:
         results = {name: check_op(adapter, name, quick) for name in names}
         wrong_ops = {r.name for r in results.values() if r.verdict == "WRONG" or r.mutates}
         compositions = check_compositions(adapter, names, quick, wrong_ops)
-        depth, depth_op, depth_error = deepest_chain(adapter, quick)
+        depth, depth_op, depth_error = deepest_chain(adapter, quick, depths)
         factor, note = cost_factor(adapter, quick)
     properties = Properties(
         tuple(r.name for r in results.values() if r.mutates),
