@@ -210,8 +210,9 @@ def random_cases(count: int, seed: int, ops=None) -> list:
         >>> [(c.name, c.expr, c.at) for c in random_cases(1, 0, ["exp"])]
         [('random_0_0', 'exp(exp(z))', {'z': -1.492})]
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise InputError(f"--random must be a whole number >= 0, not {count}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError(f"--random must be a whole number >= 1 (a case file holds at least "
+                         f"one case), not {count}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"--seed must be a whole number >= 0, not {seed}")
     unary, binary = split(grammar_ops(ops))

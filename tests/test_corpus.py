@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import sympy
 
-from diffkit import corpus
+from diffkit import cli, corpus
 from diffkit.cases import evaluate, load
 from diffkit.errors import InputError
 from diffkit.expression import parse
 
 TESTS = Path(__file__).parent
 RANDOM_FILE = TESTS / "test_random.diffkit.jsonl"
-RANDOM_ARGS = {"random": 30, "seed": 12, "ops": None}  # how RANDOM_FILE was made
+RANDOM_ARGS = {"random": 30, "seed": 12}  # how RANDOM_FILE was made
 # the verify grammar's operators, by the AST node Python's parser gives them
 AST_OPERATORS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
                  ast.Pow: "power", ast.USub: "negative"}
@@ -100,7 +100,7 @@ def test_unknown_or_non_grammar_ops_are_one_line_input_errors(capsys, ops, named
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("args, flag", [({"random": -1, "seed": 0}, "--random"),
+@pytest.mark.parametrize("args, flag", [({"random": 0, "seed": 0}, "--random"),
                                         ({"random": 3, "seed": -5}, "--seed"),
                                         ({"random": 3, "seed": 0, "out": "c.csv"}, "--out")])
 def test_bad_counts_seeds_and_suffixes_are_input_errors(capsys, args, flag):
@@ -160,7 +160,18 @@ def test_every_case_of_a_corpus_reaches_agreement():
 
 
 def test_the_committed_random_corpus_is_what_its_command_writes(capsys):
-    assert _corpus(capsys, **RANDOM_ARGS) == RANDOM_FILE.read_text()
+    argv = ["corpus", "--random", str(RANDOM_ARGS["random"]), "--seed", str(RANDOM_ARGS["seed"])]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == RANDOM_FILE.read_text()
+
+
+def test_the_command_line_writes_a_case_file_or_refuses_in_one_line(tmp_path, capsys):
+    out = tmp_path / "cases.toml"
+    assert cli.main(["corpus", "--random", "4", "--seed", "9", "--out", str(out)]) == 0
+    assert [c.to_dict() for c in load(out)] == _records(_corpus(capsys, random=4, seed=9))
+    assert cli.main(["corpus", "--random", "4", "--seed", "9", "--ops", "sin,frobnicate"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "frobnicate" in captured.err
 
 
 def test_the_sigmoid_neuron_case_has_the_articles_gradient():
