@@ -7,12 +7,13 @@ import collections
 import json
 import math
 import os
-import queue
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import xml.etree.ElementTree as ET
 
 from diffkit.cases import Case, error_record
@@ -25,74 +26,145 @@ START_SECONDS = 300.0
 THREAD_LIMITS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _SERVE = "from diffkit.batch import serve; serve()"
 _XML_INVALID = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+_WARM_UP = Case("warm-up", "x", {"x": 1.0})
 
 
 class WorkerStartError(DiffkitError):
     """A worker process could not start (diffkit not importable by its Python, no memory)."""
 
 
-class Child:
-    """One worker process: a Python that imported diffkit once and evaluates the cases sent to
-    it, one JSON line in, one result line out. Its lines (None at its end) go to `inbox` as
-    (child, line) pairs, so that one queue can wait on many children at once."""
+def can_fork() -> bool:
+    """Return True when a worker may be forked from this process: Linux, and no other thread.
 
-    def __init__(self, inbox: queue.Queue):
-        env = dict(os.environ)
-        for name in THREAD_LIMITS:
-            env.setdefault(name, "1")
-        # a subprocess, not multiprocessing: Dask's worker processes are daemonic, and
-        # multiprocessing refuses children to a daemonic process; a fresh interpreter also never
-        # inherits a threaded parent's locks (the hazard of fork)
-        self.process = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.inbox = inbox
+    fork copies the calling thread only, so a lock another thread holds stays locked in the
+    child forever; with one thread there is none. A forked worker starts in milliseconds with
+    diffkit already imported, where a new interpreter takes a second or more to import it.
+    """
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+class Child:
+    """One worker process that evaluates the cases sent to it: one JSON line in, one result
+    record line out, its first line '{"ready": true}'.
+
+    Forked from this process when `fork` (see can_fork: diffkit is already imported there), else
+    a new interpreter (`python -c`), which works anywhere, also in a Dask worker, whose process
+    is daemonic and may not have multiprocessing children. `others` are the pipe ends of the
+    other workers, closed in a forked child so that each worker sees its input end when this
+    process ends.
+    """
+
+    def __init__(self, fork: bool = False, others=()):
         self.ready = False
         self.case = None  # the case running, and since when
         self.since = time.monotonic()
         self.stderr = collections.deque(maxlen=8)
-        # the threads close the pipes they read, at the worker's end: closing them from here
-        # while a thread reads would race it
-        threading.Thread(target=self._read, daemon=True).start()
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
+        self.ended = False
+        self.stderr_ended = False
+        self._lines = b""
+        self._status = None
+        self.process = None
+        if fork:
+            self._fork(others)
+        else:
+            self._spawn()
 
-    def _read(self):
-        with self.process.stdout as lines:
-            for line in lines:
-                self.inbox.put((self, line))
-        self.inbox.put((self, None))
+    def _spawn(self):
+        env = dict(os.environ)
+        for name in THREAD_LIMITS:
+            env.setdefault(name, "1")
+        self.process = subprocess.Popen([sys.executable, "-c", _SERVE], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env, bufsize=0)
+        self.pid = self.process.pid
+        self.fds = (self.process.stdin.fileno(), self.process.stdout.fileno(),
+                    self.process.stderr.fileno())
 
-    def _drain(self):
-        with self.process.stderr as lines:
-            for line in lines:
-                self.stderr.append(line.decode("utf-8", "replace").strip())
+    def _fork(self, others):
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        err_read, err_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # else the child would print them once more
+            if stream is not None:
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: it must never return into this process's code
+            code = 1
+            try:
+                for fd in (to_write, from_read, err_read, *others):
+                    os.close(fd)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(err_write, 1)
+                os.dup2(err_write, 2)
+                _serve(to_read, from_write, warm=False)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        for fd in (to_read, from_write, err_write):
+            os.close(fd)
+        self.pid = pid
+        self.fds = (to_write, from_read, err_read)
 
-    def send(self, case: Case) -> bool:
-        """Start `case` in this worker; return False when the worker is gone."""
+    def send(self, case: Case):
+        """Start `case` in this worker (a worker already gone shows at its end of output)."""
         self.case, self.since = case, time.monotonic()
+        data = json.dumps(case.to_dict()).encode() + b"\n"
         try:
-            self.process.stdin.write(json.dumps(case.to_dict()).encode() + b"\n")
-            self.process.stdin.flush()
-        except OSError:  # the worker died while idle: its end-of-output tells the rest
-            return False
-        return True
+            while data:
+                data = data[os.write(self.fds[0], data):]
+        except OSError:
+            pass
 
-    def take(self, line: bytes):
-        """Return the result record in `line` (the running case's), or None for 'ready'."""
-        message = json.loads(line)
+    def feed(self, fd) -> list:
+        """Read what `fd` (one of the worker's outputs) has; return the complete result records
+        and 'ready' messages of its output, then None when that output has ended."""
+        data = os.read(fd, 1 << 16)
+        if fd == self.fds[2]:
+            self.stderr_ended = not data
+            self.stderr.extend(line.decode("utf-8", "replace").strip()
+                               for line in data.splitlines())
+            return []
+        if not data:
+            self.ended = True
+            return [None]
+        *lines, self._lines = (self._lines + data).split(b"\n")
+        return [json.loads(line) for line in lines]
+
+    def take(self, message):
+        """Return the record in a message of the worker (clearing its case), or None."""
         if message.get("ready"):
             self.ready = True
             return None
         self.case = None
         return message
 
+    def next_message(self, timeout: float):
+        """Return the worker's next message (None: it ended), waiting at most `timeout` s;
+        raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            for fd in self.fds[1:]:
+                selector.register(fd, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                for key, _ in selector.select(remaining):
+                    messages = self.feed(key.fd)
+                    if key.fd == self.fds[2] and self.stderr_ended:
+                        selector.unregister(key.fd)
+                    if messages:  # one at a time: the worker answers one case at a time
+                        return messages[0]
+
     def died(self) -> str:
         """Return why the worker ended (it has ended, or is ending): one line."""
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        code = self._wait(5.0)
+        if code is None:
             self.kill()
-            code = self.process.returncode
+            code = self._status
         if code is not None and code < 0:
             try:
                 how = f"killed by {signal.Signals(-code).name}"
@@ -100,37 +172,82 @@ class Child:
                 how = f"killed by signal {-code}"
         else:
             how = f"exit status {code}"
-        self._drainer.join(timeout=2)  # its last words (faulthandler's) may still be in the pipe
+        self._drain_stderr()
         last = next((line for line in reversed(self.stderr) if line), "")
         return f"the worker process died ({how})" + (f": {last[:200]}" if last else "")
 
+    def _drain_stderr(self):
+        # its last words (a traceback, faulthandler's report) may still be in the pipe
+        with selectors.DefaultSelector() as selector:
+            try:
+                selector.register(self.fds[2], selectors.EVENT_READ)
+            except (ValueError, OSError):
+                return
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and selector.select(0.05):
+                data = os.read(self.fds[2], 1 << 16)
+                if not data:
+                    return
+                self.stderr.extend(line.decode("utf-8", "replace").strip()
+                                   for line in data.splitlines())
+
+    def _wait(self, timeout):
+        """Return the exit code once the worker has ended (-N: signal N), or None."""
+        deadline = time.monotonic() + timeout
+        while self._status is None:
+            if self.process is not None:
+                self._status = self.process.poll()
+            else:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self._status = os.waitstatus_to_exitcode(status)
+            if self._status is None:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.005)
+        return self._status
+
     def kill(self):
-        """End the worker now (SIGKILL): a case that hangs in C code never returns."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        try:
-            self.process.stdin.close()
-        except OSError:  # its buffer could not be flushed to the dead worker: nothing to keep
-            pass
+        """End the worker now (SIGKILL: a case that hangs in C code never returns) and close
+        its pipes."""
+        if self._status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if self.process is not None:
+                self._status = self.process.wait()
+            else:
+                self._status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        if self.process is not None:
+            for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+                stream.close()
+        elif self.fds:
+            for fd in self.fds:
+                os.close(fd)
+        self.fds = ()
 
 
 def serve():
-    """The worker's main loop: read cases as JSON lines on stdin, write result records."""
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    """A spawned worker's main loop: cases as JSON lines on stdin, result records on stdout."""
+    out = os.dup(1)
     os.dup2(2, 1)  # print() anywhere in a case must not corrupt the result channel
+    _serve(0, out, warm=True)
+
+
+def _serve(read_fd, write_fd, warm):
     import faulthandler
 
-    faulthandler.enable()  # a segfault leaves its reason on stderr, which the parent reports
+    faulthandler.enable(file=2)  # a segfault leaves its reason on stderr, which the parent reports
     from diffkit.cases import evaluate
 
-    evaluate(Case("warm-up", "x", {"x": 1.0}))  # first-call costs (SymPy) before any timeout
-    out.write('{"ready": true}\n')
-    out.flush()
-    for line in sys.stdin:
-        record = evaluate(Case(**json.loads(line)))
-        out.write(json.dumps(record, allow_nan=False) + "\n")
-        out.flush()
+    if warm:
+        evaluate(_WARM_UP)  # first-call costs (SymPy) before any timeout
+    with open(read_fd, "rb") as cases, open(write_fd, "wb", buffering=0) as out:
+        out.write(b'{"ready": true}\n')
+        for line in cases:
+            record = evaluate(Case(**json.loads(line)))
+            out.write(json.dumps(record, allow_nan=False).encode() + b"\n")
 
 
 def run(cases, *, jobs: int | None = None, scheduler: str | None = None,
@@ -213,45 +330,72 @@ def check_options(jobs, timeout, out, resume) -> int:
 def run_local(cases, jobs: int, timeout: float):
     """Yield the result record of every case as it finishes, from `jobs` worker processes."""
     pending = collections.deque(cases)
-    inbox = queue.Queue()
-    children = [Child(inbox) for _ in range(min(jobs, len(pending)))]
-    try:
-        while pending or any(child.case is not None for child in children):
-            for child in children:
-                if child.ready and child.case is None and pending:
-                    child.send(pending.popleft())
-            try:
-                child, line = inbox.get(timeout=_wait(children, timeout))
-            except queue.Empty:
-                child, line = None, None
-            if child is not None and child in children:
-                record = None
-                if line is not None:
-                    record = child.take(line)
-                    if record is not None:
-                        yield record
-                if line is None or (record is not None and record["verdict"] == "error"):
-                    # an error may leave the worker broken (MemoryError): a fresh one follows
-                    case = child.case
-                    reason = child.died() if line is None else ""
-                    _replace(children, child, inbox)
-                    if case is not None:
-                        yield error_record(case, reason, time.monotonic() - child.since)
-                    elif line is None and not child.ready:
-                        raise WorkerStartError(f"a worker process could not start: {reason}")
-            for child in list(children):
-                overdue = child.case is not None and (
-                    time.monotonic() - child.since > timeout)
-                if overdue:
-                    case, seconds = child.case, time.monotonic() - child.since
-                    _replace(children, child, inbox)
-                    yield error_record(case, f"timed out after {timeout:g} s", seconds)
-                elif not child.ready and time.monotonic() - child.since > START_SECONDS:
-                    raise WorkerStartError(f"a worker process did not start in "
-                                           f"{START_SECONDS:g} s")
-    finally:
-        for child in children:
+    fork = can_fork()
+    if fork:  # once here, not in every worker: they inherit it
+        from diffkit.cases import evaluate
+
+        evaluate(_WARM_UP)
+    children = []
+    with selectors.DefaultSelector() as selector:
+
+        def start():
+            others = [fd for child in children for fd in child.fds]
+            child = Child(fork, others + [selector.fileno()] if fork else ())
+            for fd in child.fds[1:]:
+                selector.register(fd, selectors.EVENT_READ, child)
+            return child
+
+        def replace(child):
+            for fd in child.fds[1:]:
+                if fd in selector.get_map():
+                    selector.unregister(fd)
             child.kill()
+            children.remove(child)
+            children.append(start())
+
+        try:
+            for _ in range(min(jobs, len(pending))):
+                children.append(start())
+            while pending or any(child.case is not None for child in children):
+                for child in children:
+                    if child.ready and child.case is None and pending:
+                        child.send(pending.popleft())
+                for key, _ in selector.select(_wait(children, timeout)):
+                    child = key.data
+                    if child not in children or key.fd not in child.fds:
+                        continue  # replaced while this event waited
+                    messages = child.feed(key.fd)
+                    if key.fd == child.fds[2] and child.stderr_ended:
+                        selector.unregister(key.fd)  # else it would be ready forever
+                    for message in messages:
+                        if message is None:  # the worker died: a crash, or no memory
+                            case, reason = child.case, child.died()
+                            if case is None and not child.ready:
+                                raise WorkerStartError(f"a worker process could not start: "
+                                                       f"{reason}")
+                            replace(child)
+                            if case is not None:
+                                yield error_record(case, reason, time.monotonic() - child.since)
+                            break
+                        record = child.take(message)
+                        if record is not None:
+                            yield record
+                            if record["verdict"] == "error":
+                                replace(child)  # an error may have left it broken (MemoryError)
+                                break
+                now = time.monotonic()
+                for child in list(children):
+                    if child.case is not None and now - child.since > timeout:
+                        case = child.case
+                        replace(child)
+                        yield error_record(case, f"timed out after {timeout:g} s",
+                                           now - child.since)
+                    elif not child.ready and now - child.since > START_SECONDS:
+                        raise WorkerStartError(f"a worker process did not start in "
+                                               f"{START_SECONDS:g} s")
+        finally:
+            for child in children:
+                child.kill()
 
 
 def _wait(children, timeout):
@@ -260,11 +404,6 @@ def _wait(children, timeout):
     deadlines = [child.since + (timeout if child.ready else START_SECONDS) - now
                  for child in children if child.case is not None or not child.ready]
     return max(0.0, min(deadlines, default=timeout)) + 0.01
-
-
-def _replace(children, child, inbox):
-    child.kill()
-    children[children.index(child)] = Child(inbox)
 
 
 def read_results(path) -> tuple[dict, int]:

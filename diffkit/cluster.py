@@ -8,7 +8,6 @@ at most the timeout, then kills that process. Results are the same records as `-
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -46,16 +45,16 @@ class Children(WorkerPlugin):
             child = _start()
         child.send(case)
         try:
-            _, line = child.inbox.get(timeout=timeout)
-        except queue.Empty:
+            message = child.next_message(timeout)
+        except TimeoutError:
             child.kill()
             return error_record(case, f"timed out after {timeout:g} s",
                                 time.monotonic() - child.since)
-        if line is None:
+        if message is None:
             reason = child.died()
             child.kill()
             return error_record(case, reason, time.monotonic() - child.since)
-        record = child.take(line)
+        record = child.take(message)
         if record["verdict"] == "error":  # as batch.run_local: an error may leave it broken
             child.kill()
         else:
@@ -65,18 +64,20 @@ class Children(WorkerPlugin):
 
 
 def _start() -> Child:
-    child = Child(queue.Queue())
-    while not child.ready:
-        try:
-            _, line = child.inbox.get(timeout=START_SECONDS)
-        except queue.Empty:
-            child.kill()
-            raise WorkerStartError(f"a worker process did not start in {START_SECONDS:g} s "
-                                   f"on this Dask worker") from None
-        if line is None:
-            raise WorkerStartError(f"a worker process could not start on this Dask worker: "
-                                   f"{child.died()} (is diffkit installed there?)")
-        child.take(line)
+    # a new interpreter, never a fork: a Dask worker runs threads
+    child = Child(fork=False)
+    try:
+        message = child.next_message(START_SECONDS)
+    except TimeoutError:
+        child.kill()
+        raise WorkerStartError(f"a worker process did not start in {START_SECONDS:g} s on "
+                               f"this Dask worker") from None
+    if message is None:
+        reason = child.died()
+        child.kill()
+        raise WorkerStartError(f"a worker process could not start on this Dask worker: "
+                               f"{reason} (is diffkit installed there?)")
+    child.take(message)
     return child
 
 
