@@ -160,7 +160,7 @@ def test_an_unimportable_engine_is_listed_absent_with_how_to_install(monkeypatch
     assert result["present"] == ["diffkit"] and set(result["engines"]) == {"diffkit"}
     assert set(result["absent"]) == {"micrograd"}
     assert result["absent"]["micrograd"]["install"] == "pip install micrograd"
-    assert "micrograd" in result["absent"]["micrograd"]["reason"]
+    assert result["absent"]["micrograd"]["reason"] == "micrograd is not installed"
     lines, _ = page.sections(result)
     text = "\n".join(lines)
     assert "**micrograd** is absent" in text and "pip install micrograd" in text
@@ -169,12 +169,21 @@ def test_an_unimportable_engine_is_listed_absent_with_how_to_install(monkeypatch
     assert "absent: micrograd" in page.headline(result)
 
 
+def test_without_a_source_checkout_the_article_engine_is_absent(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "ARTICLE", tmp_path / "article_engine.py")
+    result = study.run(quick=True, engines=["article"])
+    assert result["present"] == [] and str(tmp_path) not in json.dumps(result["absent"])
+    assert "checkout" in result["absent"]["article"]["install"]
+    assert "the article's engine** is absent" in "\n".join(page.sections(result)[0])
+
+
 def test_engines_may_map_labels_to_adapters_and_unknown_names_are_refused():
     result = study.run(quick=True, engines={"torch": "diffkit_no_such_engine_module"})
     assert result["present"] == [] and result["absent"]["torch"]["install"] == "pip install torch"
     lines, timing = page.sections(result)
     assert "No engine could be loaded." in lines and page.plots(result, Path(".")) == []
-    assert page.headline(result).startswith("0 engines")
+    assert page.headline(result).startswith("0 engines x 23 ops: none conforms")
+    assert "- Not requested: diffkit, the article's engine, micrograd and jax." in lines
     with pytest.raises(InputError, match="engines names nope"):
         study.run(quick=True, engines=["diffkit", "nope"])
 

@@ -4,6 +4,7 @@ at a kink and its properties."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import warnings
 from pathlib import Path
@@ -24,13 +25,14 @@ ARTICLE = Path(diffkit.__file__).resolve().parent.parent / "examples" / "article
 ADAPTERS = {"diffkit": "diffkit", "article": str(ARTICLE), "micrograd": "micrograd",
             "torch": "torch", "jax": "jax"}
 INSTALL = {
-    "diffkit": "diffkit's own adapter, diffkit.adapters.diffkit",
-    "article": "examples/article_engine.py ships with diffkit's source, not with the package: "
-               "run `diffkit report` from a checkout",
+    "diffkit": "reinstall diffkit",
+    "article": "run `diffkit report` from a checkout of diffkit's source (examples/ is not in "
+               "the package)",
     "micrograd": "pip install micrograd",
     "torch": "pip install torch",
     "jax": "pip install jax",
 }
+IMPORTS = {"micrograd": "micrograd", "torch": "torch", "jax": "jax"}  # what each adapter needs
 # chains of 10 ... 10^4 (the depth an engine must reach); `diffkit conformance` also tries 10^5,
 # which takes JAX about 30 s alone (its tracing costs about 0.25 ms per operation)
 DEPTHS = conformance.QUICK_DEPTHS
@@ -49,6 +51,16 @@ def _requested(engines, quick: bool) -> dict:
         raise InputError(f"engines names {', '.join(map(str, unknown)) or 'nothing'}; use some "
                          f"of {', '.join(ENGINES)}")
     return {e: ADAPTERS[e] for e in engines}
+
+
+def _load(label: str, spec):
+    """The adapter of spec; InputError (one line, no machine's path) when it cannot be had."""
+    if spec == ADAPTERS.get(label) and label == "article" and not ARTICLE.is_file():
+        raise InputError("examples/article_engine.py is not there")
+    if spec == ADAPTERS.get(label) and label in IMPORTS and (
+            importlib.util.find_spec(IMPORTS[label]) is None):
+        raise InputError(f"{IMPORTS[label]} is not installed")
+    return conformance.load(spec)
 
 
 def kink_points(quick: bool = False) -> dict:
@@ -138,9 +150,9 @@ def run(quick: bool = False, seeds: int | None = None, progress=None, engines=No
             progress(f"conformance: {label} ({number}/{len(requested)})")
         loading = time.perf_counter()
         try:
-            adapter = conformance.load(spec)
+            adapter = _load(label, spec)
         except InputError as error:
-            absent[label] = {"reason": str(error),
+            absent[label] = {"reason": str(error).rstrip("."),
                              "install": INSTALL.get(label, "install the engine")}
             continue
         loaded = time.perf_counter() - loading
@@ -151,7 +163,7 @@ def run(quick: bool = False, seeds: int | None = None, progress=None, engines=No
         present.append(label)
     return {
         "parameters": {
-            "quick": quick, "engines": list(requested),
+            "quick": quick, "engines": list(requested), "chosen": engines is not None,
             "not_requested": [e for e in ENGINES if e not in requested],
             "points": {op: len(conformance.points(op, quick)) for op in conformance.SCALAR_OPS},
             "full_points": {op: len(conformance.points(op)) for op in conformance.SCALAR_OPS},

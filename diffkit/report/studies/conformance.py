@@ -195,7 +195,8 @@ def headline(result: dict) -> str:
     conventions differ, which engines are absent."""
     present = result["present"]
     agree = [x for x in present if result["engines"][x]["agree"]]
-    parts = [f"{len(present)} engines x {len(result['ops'])} ops: "
+    parts = [f"{len(present)} engine{'' if len(present) == 1 else 's'} x "
+             f"{len(result['ops'])} ops: "
              + (f"{_names(agree)} conform{'s' if len(agree) == 1 else ''}" if agree
                 else "none conforms")]
     for label in present:
@@ -207,7 +208,8 @@ def headline(result: dict) -> str:
     if result["absent"]:
         parts.append(f"absent: {', '.join(result['absent'])}")
     if result["parameters"]["not_requested"]:
-        parts.append(f"not run: {', '.join(result['parameters']['not_requested'])}")
+        parts.append("not run: " + ", ".join(
+            _name(x) for x in result["parameters"]["not_requested"]))
     return "; ".join(parts)
 
 
@@ -217,13 +219,13 @@ def _engines_lines(result: dict) -> list:
              f"{_name(x)} (`{result['engines'][x]['engine']}`)" for x in result["present"]]
     lines = [f"Engines checked: {', '.join(named)}." if named else "No engine could be loaded."]
     for label, why in result["absent"].items():
-        lines.append(f"- **{_name(label)}** is absent: {why['reason']} To include it: "
+        lines.append(f"- **{_name(label)}** is absent: {why['reason']}; to include it: "
                      f"{why['install']}.")
-    if p["not_requested"]:
-        lines.append(f"- Not run{' in quick mode' if p['quick'] else ''}: "
-                     f"{_names(p['not_requested'])}"
-                     + (" (their imports alone take seconds; the full report runs them)."
-                        if p["quick"] else "."))
+    if p["not_requested"] and p["chosen"]:
+        lines.append(f"- Not requested: {_names(p['not_requested'])}.")
+    elif p["not_requested"]:
+        lines.append(f"- Not run in quick mode: {_names(p['not_requested'])} (their imports "
+                     f"alone take seconds; the full report runs them).")
     return lines
 
 
