@@ -382,6 +382,8 @@ def plots(result: dict, out: Path) -> list:
                                         for x in present], fontsize=8)
     ax.set_yticks(range(len(ops)), ops, fontsize=8)
     ax.xaxis.tick_top()
+    fig.suptitle("Each engine's derivatives against diffkit's reference, op by op "
+                 "(chose v: its value at the kink)", fontsize=8)
     ax.set_xticks([j - 0.5 for j in range(1, len(present))], minor=True)
     ax.set_yticks([i - 0.5 for i in range(1, len(ops))], minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
