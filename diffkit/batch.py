@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 import xml.etree.ElementTree as ET
 
 from diffkit.cases import Case, error_record
@@ -34,11 +35,12 @@ class WorkerStartError(DiffkitError):
 
 
 def can_fork() -> bool:
-    """Return True when a worker may be forked from this process: Linux, and no other thread.
+    """Return True when a worker may be forked from this process: Linux, and no other Python
+    thread (the command line's case; a test runner or a Dask client may have some).
 
     fork copies the calling thread only, so a lock another thread holds stays locked in the
     child forever; with one thread there is none. A forked worker starts in milliseconds with
-    diffkit already imported, where a new interpreter takes a second or more to import it.
+    diffkit already imported, where a new interpreter takes over a second to import it.
     """
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
@@ -87,7 +89,13 @@ class Child:
         for stream in (sys.stdout, sys.stderr):  # else the child would print them once more
             if stream is not None:
                 stream.flush()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns on fork when the process has other OS threads. can_fork saw
+            # no other Python thread; what remains is NumPy's BLAS pool, which OpenBLAS
+            # makes fork-safe itself (pthread_atfork), so the warning does not apply here.
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded",
+                                    DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the worker: it must never return into this process's code
             code = 1
             try:

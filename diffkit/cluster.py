@@ -4,6 +4,9 @@ of its own (`batch.Child`), so a case that hangs or crashes is killed there, nev
 A running Dask task cannot be stopped from outside (cancelling a future leaves its thread
 running), so the task itself never runs a case: it hands the case to a worker process and waits
 at most the timeout, then kills that process. Results are the same records as `--jobs` writes.
+A task takes a few cases (CHUNK at most), since Dask spends milliseconds on each task; the worker
+processes outlive a batch (the next one starts without a second of imports) and end with their
+Dask worker.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from diffkit.errors import InputError
 
 PLUGIN = "diffkit-batch"
 CONNECT_SECONDS = 10
+CHUNK = 16  # cases per Dask task at most; fewer when there are few cases per thread
 
 
 class Children(WorkerPlugin):
     """On each Dask worker: the idle diffkit worker processes, reused by its task threads."""
 
     name = PLUGIN
+    idempotent = True  # registered again by the next batch: keep this one, and its processes
 
     def setup(self, worker):
         self._lock = threading.Lock()
@@ -81,9 +86,10 @@ def _start() -> Child:
     return child
 
 
-def run_case(case: dict, timeout: float) -> dict:
-    """The Dask task: return the record of one case (a dict of the case schema)."""
-    return get_worker().plugins[PLUGIN].run(Case(**case), timeout)
+def run_cases(cases: list, timeout: float) -> list:
+    """The Dask task: return the records of a few cases (dicts of the case schema), in order."""
+    children = get_worker().plugins[PLUGIN]
+    return [children.run(Case(**case), timeout) for case in cases]
 
 
 def run_on_cluster(cases, address: str, timeout: float):
@@ -97,23 +103,22 @@ def run_on_cluster(cases, address: str, timeout: float):
     futures = {}
     try:
         client.register_plugin(Children(), name=PLUGIN)
-        submitted = client.map(run_case, [case.to_dict() for case in cases],
+        threads = sum(client.nthreads().values()) or 1
+        size = max(1, min(CHUNK, len(cases) // (4 * threads)))
+        chunks = [cases[k:k + size] for k in range(0, len(cases), size)]
+        submitted = client.map(run_cases, [[case.to_dict() for case in chunk] for chunk in chunks],
                                timeout=timeout, pure=False)
-        futures = dict(zip(submitted, cases))
+        futures = dict(zip(submitted, chunks))
         for future in as_completed(submitted):
-            case = futures.pop(future)
+            chunk = futures.pop(future)
             try:
-                record = future.result()
+                records = future.result()
             except Exception as error:  # a task lost with its Dask worker, or one that failed
                 first = str(error).splitlines()[0] if str(error) else ""
-                record = error_record(case, f"the Dask task failed: {type(error).__name__}: "
-                                      f"{first}", 0.0)
-            yield record
+                records = [error_record(case, f"the Dask task failed: {type(error).__name__}: "
+                                        f"{first}", 0.0) for case in chunk]
+            yield from records
     finally:
         if futures:
             client.cancel(list(futures))
-        try:
-            client.unregister_worker_plugin(PLUGIN)  # its teardown ends the worker processes
-        except Exception:  # noqa: S110 - a cluster that is going away ends them anyway
-            pass
         client.close()
