@@ -19,7 +19,8 @@ from diffkit.report import pages, plots, writer
 from diffkit.report.pages import TIMING_MARK
 
 # The positions study_interface.md gives the studies that existed when STUDIES was derived.
-POSITIONS = {"agreement": 10, "vanishing": 20, "xor": 30, "swell": 40, "accuracy": 50}
+POSITIONS = {"agreement": 10, "vanishing": 20, "xor": 30, "swell": 40, "accuracy": 50,
+             "conformance": 60}
 
 
 def test_studies_are_the_modules_with_an_order_sorted_by_it():
