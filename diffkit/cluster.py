@@ -102,7 +102,9 @@ def run_on_cluster(cases, address: str, timeout: float):
                          f"with `dask scheduler` and give the tcp://HOST:PORT it prints") from None
     futures = {}
     try:
-        client.register_plugin(Children(), name=PLUGIN)
+        # register_plugin is Dask 2023.9+; register_worker_plugin is its older name
+        register = getattr(client, "register_plugin", None) or client.register_worker_plugin
+        register(Children(), name=PLUGIN)
         threads = sum(client.nthreads().values()) or 1
         size = max(1, min(CHUNK, len(cases) // (4 * threads)))
         chunks = [cases[k:k + size] for k in range(0, len(cases), size)]
