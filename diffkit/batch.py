@@ -42,7 +42,9 @@ def can_fork() -> bool:
     child forever; with one thread there is none. A forked worker starts in milliseconds with
     diffkit already imported, where a new interpreter takes over a second to import it.
     """
-    return sys.platform.startswith("linux") and threading.active_count() == 1
+    # JAX runs threads of its own, and warns (RuntimeWarning) at any fork once imported
+    return (sys.platform.startswith("linux") and threading.active_count() == 1
+            and "jax" not in sys.modules)
 
 
 class Child:
