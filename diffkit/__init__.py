@@ -11,6 +11,7 @@ from diffkit.errors import (
     InputError,
     NotAnalyticError,
     RuleError,
+    SwitchPointError,
     TracedValueError,
 )
 from diffkit.expression import Expression, parse
@@ -50,7 +51,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Comparison", "Compiled", "Diagnosis", "DiffkitError", "Expression", "ExpressionError",
-    "InputError", "NotAnalyticError", "Primitive", "RuleError", "TracedValueError", "compare",
+    "InputError", "NotAnalyticError", "Primitive", "RuleError", "SwitchPointError",
+    "TracedValueError", "compare",
     "compile", "defjvp", "defvjp", "diagnose", "parse", "primitive", "replaced_rule",
     "abs", "cos", "cosh", "elu", "exp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jvp",
     "leaky_relu", "log", "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape",

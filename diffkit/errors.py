@@ -23,5 +23,11 @@ class NotAnalyticError(DiffkitError, TypeError):
     complex input by the sign of its real part, so the complex step applies away from kinks."""
 
 
+class SwitchPointError(NotAnalyticError):
+    """A piecewise primitive (abs, relu, maximum, ...) was given a complex step exactly at its
+    switch: no branch is the function there, so the complex step does not apply at that point
+    (it would silently return one branch's derivative)."""
+
+
 class TracedValueError(DiffkitError, TypeError):
     """A traced value handed to something that needs a plain number or cannot differentiate."""

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffkit.arguments import normalize_argnums
-from diffkit.errors import DiffkitError, InputError, NotAnalyticError
+from diffkit.errors import DiffkitError, InputError, NotAnalyticError, SwitchPointError
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)  # no error estimate is below the smallest normal float
@@ -100,6 +100,11 @@ class _Unavailable(Exception):
     def __init__(self, reason: str, applicable: bool = True):
         super().__init__(reason)
         self.applicable = applicable
+
+
+class _AtSwitch(_Unavailable):
+    """A complex step taken exactly at a piecewise op's switch: that element has no complex-step
+    derivative (the others may)."""
 
 
 @dataclass(frozen=True)
@@ -551,8 +556,8 @@ def _one_sided(point: _Point, m: int, x: float, f0: float, attempts: list, edge:
             return _Estimate(*found[1 if name == "forward" else -1], name)
         return _Estimate((right + left) / 2, abs(right - left) / 2 + max(right_error, left_error),
                          min(right_step, left_step), "kink",
-                         f"f has a kink at {where}: its one-sided derivatives are {left:.6g} "
-                         f"and {right:.6g}, the value is their mean")
+                         f"f has a kink at {where}: its one-sided derivatives are "
+                         f"{left + 0.0:.6g} and {right + 0.0:.6g}, the value is their mean")
     for sign, name in ((1, "forward"), (-1, "backward")):
         if sign in found and outside[-sign]:
             return _Estimate(*found[sign], name)
@@ -618,6 +623,9 @@ def _imaginary(point: _Point, m: int, x: float, h: float, moves: tuple = ()) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             out = point(z)
+    except SwitchPointError as exc:
+        raise _AtSwitch(f"{(str(exc).splitlines() or [''])[0]} ({point.where(m)})", False) \
+            from None
     except NotAnalyticError as exc:
         message = (str(exc).splitlines() or ["f is not analytic"])[0].rstrip(".")
         raise _Unavailable(message + ("" if "complex step" in message else tail), False) from None
@@ -664,9 +672,10 @@ def complex_step(f: Callable, args, argnums=0, h=1e-20) -> NumericDerivative:
     Returns a NumericDerivative; when f is not analytic (it raises NotAnalyticError or
     TypeError on complex input, discards an imaginary part, or returns a real number)
     `applicable` is False, every value is nan and `reason` says why. An element where
-    Re f(x + ih) shows h is not small against the scale of f (1 / x at x = 1e-100) is nan with
-    scheme "none". A real intermediate mixed back into a complex result (np.abs inside a sum)
-    cannot be seen: compare with central.
+    Re f(x + ih) shows h is not small against the scale of f (1 / x at x = 1e-100), or whose
+    step lands exactly on a piecewise op's switch (relu at 0), is nan with scheme "none". A
+    real intermediate mixed back into a complex result (np.abs inside a sum) cannot be seen:
+    compare with central.
 
     Example:
         >>> complex_step(lambda x: x**3, (2.0,)).value[0]
@@ -676,7 +685,10 @@ def complex_step(f: Callable, args, argnums=0, h=1e-20) -> NumericDerivative:
         raise InputError(f"the complex step h must be a float in (0, 1e-3); got {h!r}")
 
     def rule(m, x, f0):
-        out = _imaginary(point, m, x, float(h))
+        try:
+            out = _imaginary(point, m, x, float(h))
+        except _AtSwitch as at:
+            return _Estimate(math.nan, math.nan, float(h), "none", str(at))
         value = out.imag / h
         note, relative, absolute = _step_check(out, f0, x, float(h),
                                                f"{point.where(m)} = {x:.6g}")

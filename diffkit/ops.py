@@ -8,20 +8,24 @@ and maximum(x, y) gives each input half the cotangent where x == y (Heaviside(0)
 Complex input (the complex step): smooth primitives are analytic and their NumPy code stays
 finite where float64 does (softplus(710 + ih), sigmoid(-800 + ih)). Piecewise primitives (abs,
 sign, heaviside, relu, leaky_relu, elu, maximum, max) branch on the real part, as Martins, Sturdza
-and Alonso (2003) do, so the complex step applies to them away from kinks and gives the kink
-convention at one. Every primitive here therefore keeps `analytic=True`, which now reads "the
-complex step applies"; a user primitive registered with analytic=False, having no such path,
-still raises NotAnalyticError on complex input.
+and Alonso (2003) do, so the complex step applies to them away from kinks. A step taken exactly
+at a switch (a real part on it, a nonzero imaginary part) raises SwitchPointError: there no
+branch is the function, and one branch's derivative would pass for the derivative
+(relu(x) - relu(-x) at 0 is x, slope 1; every branch gives 0). Every primitive here keeps
+`analytic=True`, which reads "the complex step applies away from switches"; a user primitive
+registered with analytic=False, having no complex path, raises NotAnalyticError on complex input.
 """
 
 import builtins
 import math
 import operator
+import warnings
 
 import numpy as np
 import sympy
 
 from diffkit.core import Primitive, is_symbolic, primal, shape_of
+from diffkit.errors import SwitchPointError
 
 _INF = math.inf
 _NAN = math.nan
@@ -119,25 +123,36 @@ def _softplus_np(x):
 
 
 def _elu_np(x, alpha=1.0):
+    _off_switch("elu", x)
     right = np.real(x) > 0  # complex input: by the real part (the complex step)
     return np.where(right, x, alpha * np.expm1(np.where(right, 0.0, x)))
 
 
 # Piecewise primitives on complex input branch on the real part (module docstring): then
-# Im f(x + ih) / h is the derivative of the branch x is on, and at a kink the convention.
+# Im f(x + ih) / h is the derivative of the branch x is on; a step exactly at a switch is refused.
+
+def _off_switch(name, x):
+    """Raise SwitchPointError where complex x steps exactly at the switch 0 of `name`."""
+    if np.iscomplexobj(x) and np.any((np.real(x) == 0) & (np.imag(x) != 0)):
+        raise SwitchPointError(f"{name} stepped exactly at its switch 0: the complex step "
+                               f"does not apply there")
+
 
 def _abs_np(x):
     if not np.iscomplexobj(x):
         return np.abs(x)
+    _off_switch("abs", x)
     x = np.asarray(x)
-    return (np.sign(x.real) * x)[()]  # sign(0) = 0: abs'(0) = 0, the kink convention
+    return (np.sign(x.real) * x)[()]
 
 
 def _sign_np(x):
+    _off_switch("sign", x)
     return np.sign(np.real(x))
 
 
 def _heaviside_np(x, at_zero):
+    _off_switch("heaviside", x)
     return np.heaviside(np.real(x), np.real(at_zero))
 
 
@@ -145,7 +160,10 @@ def _maximum_np(x, y):
     if not (np.iscomplexobj(x) or np.iscomplexobj(y)):
         return np.maximum(x, y)
     x, y = np.asarray(x), np.asarray(y)
-    # a tie gives each side half the step, as maximum's rules give each half the cotangent
+    if np.any((x.real == y.real) & (x.imag != y.imag)):
+        raise SwitchPointError("maximum at a tie of its arguments: the complex step does not "
+                               "apply there")
+    # a tie left here has equal steps, so (x + y) / 2 is either; a nan stays nan
     return np.where(x.real > y.real, x, np.where(x.real < y.real, y, (x + y) / 2))[()]
 
 
@@ -153,8 +171,15 @@ def _max_np(x, axis=None, keepdims=False):
     if not np.iscomplexobj(x):
         return np.max(x, axis=axis, keepdims=keepdims)
     x = np.asarray(x)
-    hit = x.real == np.max(x.real, axis=axis, keepdims=True)
-    # the entries that attain the max share the step evenly, as max's rules share the cotangent
+    top = np.max(x.real, axis=axis, keepdims=True)
+    hit = x.real == top
+    imag = np.where(hit, x.imag, np.nan)
+    with warnings.catch_warnings():  # a slice with no hit (a nan entry): all-nan is expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanmax(imag, axis=axis) - np.nanmin(imag, axis=axis)
+    if np.any(spread > 0):
+        raise SwitchPointError("max at a tie of its entries: the complex step does not apply "
+                               "there")
     with np.errstate(invalid="ignore"):  # a nan entry: no hit, 0 / 0 is the nan max gives
         return np.divide(np.sum(np.where(hit, x, 0.0), axis=axis, keepdims=keepdims),
                          np.sum(hit, axis=axis, keepdims=keepdims))[()]
@@ -460,8 +485,14 @@ def _nonpositive(x):
 
 
 def _relu_np(x):
+    _off_switch("relu", x)
     # nan stays nan (a nan input is no negative number); complex input by its real part
     return np.where((np.real(x) > 0) | np.isnan(x), x, 0.0)
+
+
+def _leaky_relu_np(x, alpha=0.01):
+    _off_switch("leaky_relu", x)
+    return np.where(np.real(x) > 0, x, alpha * x)
 
 
 relu = Primitive(
@@ -473,7 +504,7 @@ relu = Primitive(
     grammar=True, kink=True, activation=True,
 )
 leaky_relu = Primitive(
-    "leaky_relu", lambda x, alpha=0.01: np.where(np.real(x) > 0, x, alpha * x),
+    "leaky_relu", _leaky_relu_np,
     lambda x, alpha=0.01: sympy.Piecewise((x, x > 0), (alpha * x, True)),
     vjp=[
         lambda g, ans, x, alpha=0.01: g * where(_positive(x), 1.0, alpha),

@@ -327,15 +327,44 @@ COMPLEX_TAILS = (-800.0, -700.0, -40.0, -20.0, -1.0, 1.0, 20.0, 40.0, 700.0, 800
 ELEMENTWISE = [n for n in ALL if ops.PRIMITIVES[n].elementwise and n != "where"]
 
 
-def _complex_cases(name):
-    """(args, k, exact value, exact partial k) for the complex step in input k."""
+def _at_switch(name, args) -> bool:
+    """True where the op switches branch exactly at args: its first argument at 0, or a tie."""
+    if not ops.PRIMITIVES[name].kink and name not in ("sign", "heaviside", "maximum"):
+        return False
+    return args[0] == args[1] if name == "maximum" else args[0] == 0
+
+
+def _complex_cases(name, switches=False):
+    """(args, k, exact value, exact partial k) for the complex step in input k; only the
+    points exactly at a switch with `switches`, only the others without."""
     out = []
     for args in _points(name, COMPLEX_TAILS):
+        if _at_switch(name, args) != switches:
+            continue
         value, partials = exact(name, args, 50)
         for k, d in enumerate(partials):
             if value is not None and d is not None:
                 out.append((args, k, value, d))
     return out
+
+
+@pytest.mark.parametrize("name", ["abs", "relu", "leaky_relu", "elu", "maximum", "sign",
+                                  "heaviside"])
+def test_a_complex_step_exactly_at_a_switch_is_refused(name):
+    prim = ops.PRIMITIVES[name]
+    args = (0.0, 0.0) if name == "maximum" else (0.0, *prim.parameters.values()) if (
+        prim.parameters) else (0.0, 0.5) if name == "heaviside" else (0.0,)
+    for k in range(2 if name == "maximum" else 1):
+        z = [complex(a) for a in args]
+        z[k] += H * 1j
+        with pytest.raises(dk.SwitchPointError, match=f"{name} .*the complex step does not "
+                           "apply there"):
+            prim(*z)
+        vector = [np.array([a, 1.0], dtype=complex) for a in z]  # one element on the switch
+        with pytest.raises(dk.SwitchPointError):
+            prim(*vector)
+    # a switch argument that the step does not move (imaginary part 0) is no step at all
+    assert prim(*[complex(a) for a in args]).imag == 0
 
 
 def _complex_error(z_out, value, derivative):
@@ -414,29 +443,40 @@ PIECEWISE_SYMPY = {
 @pytest.mark.parametrize("x", [-3.0, -1e-8, 0.0, 1e-8, 2.5])
 @pytest.mark.parametrize("label, f", PIECEWISE, ids=[p[0] for p in PIECEWISE])
 def test_piecewise_primitives_take_the_complex_step(label, f, x):
-    """Away from the kink the exact derivative; at it the convention (SymPy's, at 0)."""
+    """Away from the kink the exact derivative (AD too); exactly at it the complex step says
+    it does not apply, and AD gives the convention (SymPy's, at 0)."""
     expected = float(sympy.diff(PIECEWISE_SYMPY[label], _P).subs(_P, sympy.Rational(x)))
+    assert dk.grad(f)(x) == pytest.approx(expected, rel=1e-15, abs=0)
     result = complex_step(f, (x,))
+    if x == 0.0:
+        assert math.isnan(result.value[0]) and result.scheme[0] == "none"
+        assert "exactly at its switch 0" in result.reason or "at a tie" in result.reason
+        return
     assert result.applicable, result.reason
     assert result.value[0] == pytest.approx(expected, rel=1e-15, abs=0)
-    assert dk.grad(f)(x) == pytest.approx(expected, rel=1e-15, abs=0)
 
 
-def test_maximum_of_tied_complex_numbers_splits_the_step():
+def test_maximum_of_tied_numbers_has_no_complex_step_derivative():
     both = complex_step(dk.maximum, (1.5, 1.5), argnums=(0, 1))
-    np.testing.assert_array_equal(np.ravel(both.value), [0.5, 0.5])
+    assert np.all(np.isnan(np.ravel(both.value)))
+    assert "maximum at a tie of its arguments" in both.reason
+    apart = complex_step(dk.maximum, (1.5, 1.5 - 1e-12), argnums=(0, 1))
+    np.testing.assert_array_equal(np.ravel(apart.value), [1.0, 0.0])
 
 
-def test_max_reduction_splits_the_step_among_ties():
+def test_max_reduction_refuses_a_step_at_a_tie_and_takes_the_others():
     x = np.array([[3.0, 3.0, 1.0], [2.0, -1.0, 0.5]])
     result = complex_step(lambda a: dk.sum(dk.max(a, axis=1) * np.array([1.0, 10.0])), (x,))
+    # the max of row 0 has no derivative in its tied entries; every other entry has one
     np.testing.assert_array_equal(result.value[0].reshape(2, 3),
-                                  [[0.5, 0.5, 0.0], [10.0, 0.0, 0.0]])
-    assert dk.max(x + 1e-20j, axis=1).real.tolist() == [3.0, 2.0]
+                                  [[np.nan, np.nan, 0.0], [10.0, 0.0, 0.0]])
+    assert result.scheme[0].reshape(2, 3)[0, :2].tolist() == ["none", "none"]
+    assert "max at a tie of its entries" in result.reason
+    assert dk.max(x + 1e-20j, axis=1).real.tolist() == [3.0, 2.0]  # no entry stepped: a value
 
 
 def test_sign_and_heaviside_of_complex_input_are_real_constants():
-    z = np.array([-2.0 + 1e-20j, 0.0 + 1e-20j, 3.0 - 1e-20j])
+    z = np.array([-2.0 + 1e-20j, 0.0, 3.0 - 1e-20j])
     np.testing.assert_array_equal(ops.sign(z), [-1.0, 0.0, 1.0])
     np.testing.assert_array_equal(ops.heaviside(z, 0.5), [0.0, 0.5, 1.0])
     assert np.isrealobj(ops.sign(z)) and np.isrealobj(ops.heaviside(z, 0.5))
