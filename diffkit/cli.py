@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports", metavar="DIR",
                         help="output directory (default: reports/)")
     report.add_argument("--only", default=None, metavar="NAME[,NAME]",
-                        help="only these studies: agreement, vanishing, xor, swell")
+                        help="only these studies, e.g. agreement,xor (an unknown name "
+                        "lists every study)")
     report.add_argument("--quick", action="store_true",
                         help="fewer seeds and depths: under a minute")
     report.add_argument("--seeds", type=int, default=None, metavar="N",
