@@ -253,12 +253,7 @@ def run_verify_file(args) -> int:
                          "workers")
     timeout = batch.TIMEOUT if args.timeout is None else args.timeout
     batch.check_options(args.jobs, timeout, args.out, args.resume)
-    junit = None
-    if args.junit is not None:
-        junit = os.path.abspath(args.junit)
-        if os.path.isdir(junit) or not os.path.isdir(os.path.dirname(junit)):
-            raise InputError(f"--junit {args.junit} cannot be written: give a file in an "
-                             f"existing directory")
+    junit = _junit_path(args.junit)
     loaded = cases.load(args.file)
     progress = _Progress(sys.stderr, len(loaded))
     try:
@@ -266,13 +261,8 @@ def run_verify_file(args) -> int:
                             out=args.out, resume=args.resume, on_record=progress.update)
     finally:
         progress.close()
-    if junit is not None:
-        try:
-            with open(junit, "w", encoding="utf-8") as out:
-                out.write(batch.junit(records, f"diffkit verify {os.path.basename(args.file)}"))
-        except OSError as error:
-            raise InputError(f"--junit {args.junit} cannot be written "
-                             f"({error.strerror})") from None
+    _write_junit(junit, args.junit,
+                 lambda: batch.junit(records, f"diffkit verify {os.path.basename(args.file)}"))
     missed = [r for r in records if not r["met"]]
     if args.json:
         print(json.dumps({"cases": len(records), "met": len(records) - len(missed),
@@ -366,25 +356,36 @@ def _bench(args) -> int:
     return run_bench(args)
 
 
+def _junit_path(given):
+    """The absolute path `--junit` names (None when not given), checked before anything runs."""
+    if given is None:
+        return None
+    path = os.path.abspath(given)
+    if os.path.isdir(path) or not os.path.isdir(os.path.dirname(path)):
+        raise InputError(f"--junit {given} cannot be written: give a file in an existing "
+                         f"directory")
+    return path
+
+
+def _write_junit(path, given, text):
+    """Write text() to the checked --junit path, if any."""
+    if path is None:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text())
+    except OSError as error:
+        raise InputError(f"--junit {given} cannot be written ({error.strerror})") from None
+
+
 def run_conformance(args) -> int:
     """`diffkit conformance`: an engine op by op; 0 conforms, 1 does not."""
     from diffkit.conformance import run
 
     ops = None if args.ops is None else [n.strip() for n in args.ops.split(",") if n.strip()]
-    junit = None
-    if args.junit is not None:
-        junit = os.path.abspath(args.junit)
-        if os.path.isdir(junit) or not os.path.isdir(os.path.dirname(junit)):
-            raise InputError(f"--junit {args.junit} cannot be written: give a file in an "
-                             f"existing directory")
+    junit = _junit_path(args.junit)
     result = run(args.adapter, ops=ops, quick=args.quick)
-    if junit is not None:
-        try:
-            with open(junit, "w", encoding="utf-8") as out:
-                out.write(result.junit())
-        except OSError as error:
-            raise InputError(f"--junit {args.junit} cannot be written "
-                             f"({error.strerror})") from None
+    _write_junit(junit, args.junit, result.junit)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
     else:
