@@ -29,7 +29,8 @@ INSTALL = {
     "article": "run `diffkit report` from a checkout of diffkit's source (examples/ is not in "
                "the package)",
     "micrograd": "pip install micrograd",
-    "torch": "pip install torch",
+    "torch": "pip install torch (the CPU-only build, far smaller: pip install torch "
+             "--index-url https://download.pytorch.org/whl/cpu)",
     "jax": "pip install jax",
 }
 IMPORTS = {"micrograd": "micrograd", "torch": "torch", "jax": "jax"}  # what each adapter needs
