@@ -29,8 +29,12 @@ f(x) - h**2 f'' / 2 + ... measures it: where Re f(x + ih) differs from f(x) by m
 of |f|, beyond rounding and an ordinary curvature (a pole or branch point within about
 3e6 h of x: 1 / x at 1e-100), the complex step does not apply; otherwise its estimate is
 4 eps |value| plus the step error so measured. The complex-step
-Hessian takes central differences of complex steps by the two-step rule above.
-Estimates assume f is computed to a few ulps of max|f| over the steps (and of |x f'|).
+Hessian takes central differences of complex steps by the two-step rule above; a moved point
+where f is not finite, or where Re f(z + ih) is not f(z), is off f's real domain (the complex
+step would follow a branch there) and fails like a non-finite step.
+Estimates assume f is computed to a few ulps of max|f| over the steps (and of |x f'|), or of
+max(1, |f|) where f does not change at all across a step (log(1 + x) at x = 1e-17 is 0 in
+floats: it may vary below the spacing of an intermediate).
 """
 
 import math
@@ -308,6 +312,13 @@ def _noise(values, reach: float = 0.0, slope: float = 0.0) -> float:
     return 4 * EPS * max((TINY, *map(abs, values))) + (4 * EPS * reach) * abs(slope)
 
 
+def _flat(values: tuple) -> tuple:
+    """values, and 1.0 with them where they are all equal: an f that does not change across a
+    step may change below the float spacing of some intermediate (log(1 + x) at x = 1e-17 is 0
+    in floats, and so is its difference), so its rounding is a few ulps of max(1, |f|) there."""
+    return (*values, 1.0) if min(values) == max(values) else values
+
+
 def _rises(values: list, allowance: list, order: int) -> bool:
     """True when some |values[k]| (steps halving along the list) exceeds allowance[k] plus the
     envelope of the earlier ones shrunk by 1.25 / 2**order per halving: a c h**order term
@@ -500,7 +511,7 @@ def _central(point: _Point, m: int, x: float, f0: float, richardson: bool) -> _E
             if not (math.isfinite(up - down) and math.isfinite(mean)):
                 return None
             slope = (up - down) / (2 * h)
-            return _Row(slope, h, _noise((f0, up, down), abs(x), slope), 1 / h, mean - f0)
+            return _Row(slope, h, _noise(_flat((f0, up, down)), abs(x), slope), 1 / h, mean - f0)
 
         return row
 
@@ -535,7 +546,7 @@ def _one_sided(point: _Point, m: int, x: float, f0: float, attempts: list, edge:
             if not math.isfinite(moved):
                 return None
             slope = (moved - f0) / h
-            return _Row(slope, abs(h), _noise((f0, moved), abs(x), slope), 1 / abs(h))
+            return _Row(slope, abs(h), _noise(_flat((f0, moved)), abs(x), slope), 1 / abs(h))
 
         return row
 
@@ -770,7 +781,9 @@ def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessia
     central step d = eps**(1/3) * max(1, |x_k|); symmetrised. Error: |H(d) - H(2d)| + rounding,
     plus D_j's step error, plus half the asymmetry; where d and 2d do not settle, Richardson
     ladders as in `hessian`. Entries from a D_j whose step h is not small against f (see
-    complex_step) are taken from H_kj, else "none".
+    complex_step) are taken from H_kj, else "none". A D_j at a moved point where f is not
+    finite, or where Re f(z + ih) is not f(z) (off f's real domain: sqrt(-d + ih) is
+    i sqrt(d)), fails that step, so that the ladders take smaller ones.
 
     Example:
         >>> H = complex_step_hessian(lambda x, y: x * x * y, (1.0, 2.0), argnums=(0, 1))
@@ -787,9 +800,25 @@ def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessia
             d = _exact_step(x, t * max(1.0, abs(x)))
             keys += [(j, h, ((k, s * d),)) for j in range(n) for s in (1, -1)]
     point.prefetch(keys, imaginary=True)
+    point.prefetch(list(dict.fromkeys(moves for _, _, moves in keys if moves)))  # f off the point
     value, error = np.full((n, n), math.nan), np.full((n, n), math.nan)
     scheme = np.full((n, n), "none", dtype=object)
     notes, relative = {}, np.zeros(n)
+
+    reals, slope = {}, {}  # f off the point; D_j at the point
+
+    def moved(j, k, d):
+        """D_j at the point moved by d along k; nan where f is not finite there, or where
+        Re f(z + ih) is not f(z) (see complex_step): off f's real domain the complex step
+        follows a branch (sqrt(-d + ih) = i sqrt(d)) and its Im / h means nothing."""
+        out = _imaginary(point, j, 0.0, h, ((k, d),))
+        if (k, d) not in reals:
+            reals[k, d] = point.real((k, d))
+        real = reals[k, d]
+        x = float(point.z[j]) + (d if j == k else 0.0)
+        if not math.isfinite(real) or _step_check(out, real, x, h, "")[0]:
+            return math.nan
+        return out.imag / h
 
     def row_at(j, k):
         x = float(point.z[k])
@@ -799,14 +828,15 @@ def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessia
             d = _exact_step(x, t * scales[0])
             if d == 0:
                 return None
-            plus = _imaginary(point, j, 0.0, h, ((k, d),)).imag / h
-            minus = _imaginary(point, j, 0.0, h, ((k, -d),)).imag / h
+            plus, minus = moved(j, k, d), moved(j, k, -d)
             if not math.isfinite(plus - minus):
                 return None
             second = (plus - minus) / (2 * d)
             # D resolves no better than the smallest subnormal over h
             noise = _noise((plus, minus, math.ulp(0.0) / (EPS * h)), reach, second)
-            return _Row(second, d, noise, 1 / d)
+            # D's even part must shrink like d**2: a kink of D inside the stencil (relu(x)**2
+            # at 1e-300 gives D = 2d and 0, a second difference of 1 at every d) makes it O(d)
+            return _Row(second, d, noise, 1 / d, (plus + minus) / 2 - slope[j])
 
         return row
 
@@ -819,6 +849,7 @@ def complex_step_hessian(f: Callable, args, argnums=0, h=1e-20) -> NumericHessia
         try:
             for j in range(n):
                 out = _imaginary(point, j, float(point.z[j]), h)
+                slope[j] = out.imag / h
                 coarse, relative[j] = "", 0.0
                 if math.isfinite(out.real) and math.isfinite(out.imag):
                     coarse, relative[j], _ = _step_check(out, f0, float(point.z[j]), h,
@@ -877,12 +908,13 @@ def hessian(f: Callable, args, argnums=0) -> NumericHessian:
             if i == j:
                 stencil = [point.real((i, hi)), point.real((i, -hi))]
                 numerator = stencil[0] - 2 * f0 + stencil[1]
-                noise = _noise((f0, *stencil), abs(xi), (stencil[0] - stencil[1]) / (2 * hi))
+                noise = _noise(_flat((f0, *stencil)), abs(xi),
+                               (stencil[0] - stencil[1]) / (2 * hi))
             else:
                 stencil = [point.real((i, a * hi), (j, b * hj)) for a in (1, -1) for b in (1, -1)]
                 pp, pm, mp, mm = stencil
                 numerator = (pp - pm - mp + mm) / 4
-                noise = (_noise((f0, *stencil), abs(xi), (pp + pm - mp - mm) / (4 * hi))
+                noise = (_noise(_flat((f0, *stencil)), abs(xi), (pp + pm - mp - mm) / (4 * hi))
                          + _noise((), abs(xj), (pp - pm + mp - mm) / (4 * hj)))
             if not (math.isfinite(numerator) and all(map(math.isfinite, stencil))):
                 return None
