@@ -87,7 +87,8 @@ class Comparison:
     `names` and `point` are flat (an array argument contributes one entry per element); every
     gradient is a vector and every Hessian a matrix over them. `reference` is 'symbolic' (the
     high-precision reference) or 'consensus' (no reference: the methods that agree with each
-    other decide); `status` says per gradient entry how it was judged.
+    other decide); `status` says per gradient entry how it was judged, `hessian_status` (order
+    2, rows of entries) per Hessian entry.
     """
 
     names: tuple
@@ -102,6 +103,7 @@ class Comparison:
     status: tuple = ()
     digits: float = math.nan
     bounds: tuple = ()  # per gradient entry, (low, high): the values the reference accepts
+    hessian_status: tuple = ()  # 'kink': any value between the one-sided second derivatives
 
     @property
     def differentiable(self) -> bool:
@@ -483,7 +485,8 @@ def _compare(f, args, names, order, rtol, atol, value):
                       "symbolic" if ref is not None else "consensus", judged, agree,
                       () if ref is None else ref.kinks, tuple(dict.fromkeys(notes)),
                       tuple(status), math.nan if ref is None else ref.digits,
-                      () if ref is None else tuple(zip(ref.low.tolist(), ref.high.tolist())))
+                      () if ref is None else tuple(zip(ref.low.tolist(), ref.high.tolist())),
+                      () if ref is None or ref.hessian_status is None else ref.hessian_status)
 
 
 class _Timeout(BaseException):
@@ -683,6 +686,8 @@ class _Judge:
             err = 0.0 if low <= v <= high else (
                 min(abs(v - e.low), abs(v - e.high)) if math.isfinite(v) else math.inf)
             return bool(low <= v <= high), err
+        if math.isinf(e.value):  # only that infinity is right: nan is no value, -inf not +inf
+            return v == e.value, (0.0 if v == e.value else math.inf)
         if not math.isfinite(e.value):
             return (not math.isfinite(v)), (0.0 if not math.isfinite(v) else math.inf)
         if not math.isfinite(v):
