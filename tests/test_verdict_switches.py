@@ -63,12 +63,13 @@ def second_one_sided(f, x, side, step=STEP2):
         return float((f(x + 2 * s) - 2 * f(x + s) + f(x)) / (s * s))
 
 
-# (text, mpmath twin, exact switch points of the text: where some switch argument is 0 at x)
+# (text, mpmath twin): every text has a switch whose argument is exactly 0 at x = 0
 UNARY = [
     ("relu(x)", m_relu),
     ("abs(x)", abs),
     ("leaky_relu(x, 0.2)", lambda x: m_leaky(x, mpmath.mpf("0.2"))),
-    ("leaky_relu(x, 1)", lambda x: m_leaky(x, 1)),
+    ("leaky_relu(x, 1)", lambda x: m_leaky(x, 1)),  # x itself: a switch with no kink
+    ("leaky_relu(x, 0)", lambda x: m_leaky(x, 0)),
     ("elu(x, 0.5)", lambda x: m_elu(x, mpmath.mpf("0.5"))),
     ("elu(x, 1)", lambda x: m_elu(x, 1)),  # C1 at 0: slope 1 from both sides
     ("elu(x, 0)", lambda x: m_elu(x, 0)),
