@@ -55,10 +55,15 @@ def test_every_method_agrees_on_random_expressions(text, values):
     result = dk.compare(expr, *(point[n] for n in expr.variables))
     reference = result.methods["symbolic"].gradient
     # AD differentiates the program, not the function it equals: at sqrt(x - x) with x = 0
-    # the chain rule meets inf * 0. There, and only there, AD must be blamed.
+    # the chain rule meets inf * 0, and at (x**3)**0.5)**0.5 it may miss an infinite slope.
+    # There, and only there, AD must be blamed: a finite reference it does not reach, or an
+    # infinite one it does not equal.
+    def misses(k, m):
+        got = result.methods[m].gradient[k]
+        return not math.isfinite(got) if math.isfinite(reference[k]) else got != reference[k]
+
     broken = [k for k, status in enumerate(result.status) if status in ("exact", "limit")
-              and math.isfinite(reference[k]) and any(
-                  not math.isfinite(result.methods[m].gradient[k]) for m in ("reverse", "forward"))]
+              and any(misses(k, m) for m in ("reverse", "forward"))]
     if broken:
         assert not result.agree, f"{text} at {point}\n{result.table()}"
         assert set(broken) <= set(result.methods["reverse"].wrong) | set(
