@@ -850,6 +850,7 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
                         hess[s, r] = math.nan
                     else:
                         hess[s, r] = hlow[s, r] = hhigh[s, r] = right
+            _symmetric_kinks(hess, hlow, hhigh, hstatus)
     undefined_value = not mpmath.isfinite(derivs[high_dps][2].values[graph.output])
     # an entry that is nan (0 * log 0) or infinite at the point: its limit, or no derivative
     missing = [s for s in range(n) if status[s] == "exact" and not math.isfinite(grad[s])]
@@ -882,6 +883,26 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         None if hmagnitude is None else np.nan_to_num(hmagnitude, nan=0.0, posinf=0.0),
         _alternatives(graph, point, forced, zero, order, high_dps), gdigits, kinks,
         tuple(notes))
+
+
+def _symmetric_kinks(hess, low, high, status):
+    """Make the mixed entries (s, r) and (r, s) one judgement, in place. Row s sees only the
+    switches that move along x_s: relu(x) * (y - x) at (0, 0) has a kink in d/dx (df/dy) =
+    relu'(x), while d/dy (df/dx) keeps relu'(0) fixed and looks exact. Both are the same mixed
+    partial where it exists, so a kink in either is a kink of both (the hull of their
+    intervals), and an undefined one leaves both undefined."""
+    n = len(status)
+    for s in range(n):
+        for r in range(s + 1, n):
+            pair = (status[s][r], status[r][s])
+            if "undefined" in pair:
+                status[s][r] = status[r][s] = "undefined"
+                hess[s, r] = hess[r, s] = math.nan
+            elif "kink" in pair:
+                status[s][r] = status[r][s] = "kink"
+                low[s, r] = low[r, s] = min(low[s, r], low[r, s])
+                high[s, r] = high[r, s] = max(high[s, r], high[r, s])
+                hess[s, r] = hess[r, s] = math.nan
 
 
 _NUDGE_ULPS = 4

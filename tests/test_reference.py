@@ -131,6 +131,21 @@ def test_a_kink_reports_one_sided_derivatives_per_variable():
     assert ref.status == ("exact", "kink") and (ref.low[1], ref.high[1]) == (0.0, 2.0)
 
 
+def test_a_mixed_partial_at_a_kink_is_one_judgement_both_ways():
+    # f = relu(x) (y - x): f_x(0, y) is 0 from the left and y from the right, so d/dy f_x has
+    # one-sided values 0 and 1, as d/dx f_y = relu'(x) has; the row along y alone does not
+    # see the switch move and would call its entry exact
+    ref = reference.compute(lambda x, y: dk.relu(x) * (y - x), (0.0, 0.0), ("x", "y"), order=2)
+    assert ref.hessian_status[0][1] == ref.hessian_status[1][0] == "kink"
+    for s, r in ((0, 1), (1, 0)):
+        assert (ref.hessian_low[s, r], ref.hessian_high[s, r]) == (0.0, 1.0)
+    assert ref.hessian_status[0][0] == "kink"  # f_xx: 0 from the left, -2 from the right
+    assert (ref.hessian_low[0, 0], ref.hessian_high[0, 0]) == (-2.0, 0.0)
+    assert ref.hessian_status[1][1] == "exact" and ref.hessian[1, 1] == 0.0
+    result = dk.compare(lambda x, y: dk.relu(x) * (y - x), 0.0, 0.0, order=2)
+    assert result.agree, result.table()  # central differences' symmetric 0.5 is a convention
+
+
 def test_ties_of_max_are_kinks_and_jumps_have_no_derivative():
     ref = reference.compute(lambda x, y: dk.maximum(x, y), (1.0, 1.0), ("x", "y"))
     assert ref.status == ("kink", "kink")
