@@ -171,11 +171,24 @@ def test_an_unimportable_engine_is_listed_absent_with_how_to_install(monkeypatch
 
 
 def test_without_a_source_checkout_the_article_engine_is_absent(monkeypatch, tmp_path):
-    monkeypatch.setattr(study, "ARTICLE", tmp_path / "article_engine.py")
+    monkeypatch.setattr(study, "ARTICLE_PLACES", (tmp_path / "article_engine.py",
+                                                   Path("examples") / "article_engine.py"))
+    monkeypatch.chdir(tmp_path)
     result = study.run(quick=True, engines=["article"])
     assert result["present"] == [] and str(tmp_path) not in json.dumps(result["absent"])
     assert "checkout" in result["absent"]["article"]["install"]
     assert "the article's engine** is absent" in "\n".join(page.sections(result)[0])
+
+
+def test_a_plain_install_run_from_the_checkout_finds_the_article_engine(monkeypatch, tmp_path):
+    # `pip install .` puts the package in site-packages, without examples/; the README's main
+    # command runs `diffkit report` from the checkout, whose examples/ holds the engine
+    monkeypatch.setattr(study, "ARTICLE_PLACES", (tmp_path / "article_engine.py",
+                                                   Path("examples") / "article_engine.py"))
+    monkeypatch.chdir(ARTICLE.parent.parent)
+    result = study.run(quick=True, engines=["article"])
+    assert result["present"] == ["article"]
+    assert result["engines"]["article"]["ops"]["leaky_relu"]["verdict"] == "WRONG"
 
 
 def test_engines_may_map_labels_to_adapters_and_unknown_names_are_refused():

@@ -21,9 +21,13 @@ ORDER = 60  # the study's place in the report (diffkit.experiments.STUDIES)
 ENGINES = ("diffkit", "article", "micrograd", "torch", "jax")
 # quick mode: the engines in plain Python; importing torch or JAX alone takes seconds
 QUICK_ENGINES = ("diffkit", "article", "micrograd")
-ARTICLE = Path(diffkit.__file__).resolve().parent.parent / "examples" / "article_engine.py"
-ADAPTERS = {"diffkit": "diffkit", "article": str(ARTICLE), "micrograd": "micrograd",
-            "torch": "torch", "jax": "jax"}
+# Where the article's engine is found, first hit wins: beside the package (a source checkout,
+# installed editable), then examples/ under the current folder (a checkout that installed diffkit
+# with a plain `pip install .`, as the README's main command does: its package has no examples/)
+ARTICLE_PLACES = (Path(diffkit.__file__).resolve().parent.parent / "examples" / "article_engine.py",
+                  Path("examples") / "article_engine.py")
+ADAPTERS = {"diffkit": "diffkit", "article": "examples/article_engine.py",
+            "micrograd": "micrograd", "torch": "torch", "jax": "jax"}
 INSTALL = {
     "diffkit": "reinstall diffkit",
     "article": "run `diffkit report` from a checkout of diffkit's source (examples/ is not in "
@@ -56,8 +60,11 @@ def _requested(engines, quick: bool) -> dict:
 
 def _load(label: str, spec):
     """The adapter of spec; InputError (one line, no machine's path) when it cannot be had."""
-    if spec == ADAPTERS.get(label) and label == "article" and not ARTICLE.is_file():
-        raise InputError("examples/article_engine.py is not there")
+    if spec == ADAPTERS.get(label) and label == "article":
+        found = [place for place in ARTICLE_PLACES if place.is_file()]
+        if not found:
+            raise InputError("examples/article_engine.py is not there")
+        spec = str(found[0].resolve())
     if spec == ADAPTERS.get(label) and label in IMPORTS and (
             importlib.util.find_spec(IMPORTS[label]) is None):
         raise InputError(f"{IMPORTS[label]} is not installed")
