@@ -858,7 +858,10 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         (s, r) for s in range(n) for r in range(n)
         if hstatus[s][r] == "exact" and not math.isfinite(hess[s, r])]
     if (missing or hmissing) and not undefined_value:
-        limit = _limit(graph, point, order, high_dps, missing, hmissing)
+        # every switch off its kink keeps its side along the limit (the function is that
+        # branch near the point); only those at their kink may switch
+        kept = {k: v for k, v in forced.items() if k not in zero}
+        limit = _limit(graph, point, order, high_dps, missing, hmissing, kept)
         for s in missing:
             grad[s], gerr[s], status[s], low[s], high[s] = limit.gradient[s]
         for s, r in hmissing:
@@ -1036,13 +1039,15 @@ class _Limit:
     notes: tuple
 
 
-def _limit(graph, point, order, dps, missing, hmissing):
+def _limit(graph, point, order, dps, missing, hmissing, kept):
     """Where the derivative's formula is undefined or infinite at the point (0 * log 0,
     1 / sqrt(0)): entry s (and Hessian row s) along e_s alone, from both sides at two distances,
     at high precision. Where f jumps along the line there is no derivative ('undefined');
     else the limit of the derivative's formula IS the one-sided derivative (the mean value
     theorem), and different one-sided limits make a kink. Where the formula is undefined on the
-    whole line, the one-sided difference quotients of f itself (gradient entries only)."""
+    whole line, the one-sided difference quotients of f itself (gradient entries only). `kept`
+    decides the switches that are off their kink as at the point: the samples lie where f is
+    that branch however far they are (sqrt(relu(x)) at -1e-300 is 0 there, not sqrt(x))."""
     n = len(graph.names)
     powers = (dps // 3, dps // 2)
     rows = sorted(set(missing) | {s for s, _ in hmissing})
@@ -1053,7 +1058,7 @@ def _limit(graph, point, order, dps, missing, hmissing):
         for s in rows:
             direction = [0] * n
             direction[s] = max(1, abs(z[s]))
-            samples = _samples(graph, z, direction, powers, order, [s])
+            samples = _samples(graph, z, direction, powers, order, [s], kept)
             jumps = _jumps(samples, powers, f0, dps)
             if s in missing:
                 gradient[s] = _entry_limit(samples, powers, lambda g, s=s: g[0][s], dps, jumps)
@@ -1084,16 +1089,16 @@ def _jumps(samples, powers, f0, dps):
     return False
 
 
-def _samples(graph, z, direction, powers, order, rows):
+def _samples(graph, z, direction, powers, order, rows, kept):
     """(gradient, Hessian rows) at z + side * 10**-power * direction for both sides and both
-    powers."""
+    powers, with the switch decisions in `kept`."""
     n = len(graph.names)
     out = {}
     for side in (-1, 1):
         for power in powers:
             t = side * mpmath.mpf(10) ** -power
             moved = [x + t * d for x, d in zip(z, direction)]
-            sweep = _evaluate(graph, moved, {})
+            sweep = _evaluate(graph, moved, dict(kept))
             first, second = _partials(graph, sweep, order)
             adjoint = _adjoints(graph, first, n)
             grad = adjoint[:n]

@@ -159,6 +159,10 @@ def test_ties_of_max_are_kinks_and_jumps_have_no_derivative():
     (lambda x: dk.sqrt(x) * dk.sqrt(x), (0.0,), [1.0]),  # inf * 0 in the chain rule
     (lambda x: dk.sqrt(x), (0.0,), [math.inf]),
     (lambda x: dk.sqrt(x) ** 4, (0.0,), [0.0]),  # 4 sqrt(x)^3 / (2 sqrt(x)) -> 0
+    # f = 0 on (-inf, 0): its limit stays where relu is 0, however near the switch the point is
+    (lambda x: dk.sqrt(dk.relu(x)), (-1e-300,), [0.0]),
+    (lambda x: dk.sqrt(dk.relu(x)), (-0.5,), [0.0]),
+    (lambda x, y: dk.sqrt(dk.maximum(x, y) - y), (1.0, math.nextafter(1.0, 2.0)), [0.0, 0.0]),
 ])
 def test_where_the_formula_is_undefined_the_reference_is_the_limit(f, args, expected):
     names = tuple(f"v{k}" for k in range(len(args)))
