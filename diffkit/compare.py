@@ -668,6 +668,11 @@ class _Judge:
         if not hessian and any(e.status == "undefined" for e in entries):
             self.notes.append("f jumps at this point: its derivative does not exist along "
                               "some variables, and no method is judged there")
+        if hessian and any(e.status == "undefined" for e in entries):
+            self.notes.append(f"{_entries(sum(e.status == 'undefined' for e in entries), True)}"
+                              f" no second derivative here (the gradient is not differentiable "
+                              f"at this point, or a switch sits at its switching point without "
+                              f"moving to first order, as relu(x*y) at 0, 0): not judged")
         return out
 
     def _entry_ok(self, name, v, e, allowed, verdicts):

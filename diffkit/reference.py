@@ -791,7 +791,10 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
             z = [mpmath.mpf(p) for p in point]
             runs[dps] = (z, _evaluate(graph, z, {}))
     zero = _zero_sides(graph, runs[low_dps][1], runs[high_dps][1])
-    forced = dict(zero)
+    with mpmath.workdps(high_dps):
+        settled = _settled_sides(graph, runs[high_dps][0], zero)
+    zero = {k: v for k, v in zero.items() if k not in settled}
+    forced = {**zero, **settled}
     high = runs[high_dps][1]
     for s, sign in high.sides.items():
         if s not in forced and sign is not None:
@@ -803,7 +806,7 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         with mpmath.workdps(dps):
             # the decisions at the point are the raw ones unless some switch is at zero
             derivs[dps] = _derivatives(graph, runs[dps][0], forced, order,
-                                       None if zero else runs[dps][1])
+                                       None if zero or settled else runs[dps][1])
     grad, gerr, gdigits = _combine(derivs[low_dps][0], derivs[high_dps][0])
     with mpmath.workdps(low_dps):
         magnitude, hmagnitude = _magnitudes(graph, derivs[low_dps][3], order)
@@ -884,7 +887,7 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
         None if hstatus is None else tuple(tuple(r) for r in hstatus),
         np.nan_to_num(magnitude, nan=0.0, posinf=0.0),
         None if hmagnitude is None else np.nan_to_num(hmagnitude, nan=0.0, posinf=0.0),
-        _alternatives(graph, point, forced, zero, order, high_dps), gdigits, kinks,
+        _alternatives(graph, point, forced, {**zero, **settled}, order, high_dps), gdigits, kinks,
         tuple(notes))
 
 
@@ -911,9 +914,11 @@ def _symmetric_kinks(hess, low, high, status):
 _NUDGE_ULPS = 4
 
 
-def _alternatives(graph, point, forced, zero, order, dps):
+def _alternatives(graph, point, forced, fixed, order, dps):
     """(gradient, Hessian) at the point for each other way the switches fall at a point a few
-    ulps away (every input moved by NUDGE_ULPS ulps: all up, all down, alternating both ways)."""
+    ulps away (every input moved by NUDGE_ULPS ulps: all up, all down, alternating both ways).
+    The switches in `fixed` (at their kink, or settled: they never switch near the point) keep
+    their decisions."""
     n = len(graph.names)
     values = np.array(point, dtype=float)
     signs = [np.ones(n), -np.ones(n), (-1.0) ** np.arange(n), -((-1.0) ** np.arange(n))]
@@ -925,10 +930,10 @@ def _alternatives(graph, point, forced, zero, order, dps):
             near = _evaluate(graph, [mpmath.mpf(float(v)) for v in moved], {})
             decided = dict(forced)
             for k, s in near.sides.items():
-                if k not in zero and s is not None and s != forced.get(k):
+                if k not in fixed and s is not None and s != forced.get(k):
                     decided[k] = s
             for i, tied in near.ties.items():
-                if ("tie", i) not in zero and tied != forced.get(("tie", i)):
+                if ("tie", i) not in fixed and tied != forced.get(("tie", i)):
                     decided["tie", i] = tied
             if decided == forced or decided in seen:
                 continue
@@ -951,6 +956,41 @@ def _combine_matrix(a, b):
     n = len(a)
     values, errors, digits = _combine([x for row in a for x in row], [x for row in b for x in row])
     return values.reshape(n, n), errors.reshape(n, n), digits
+
+
+def _settled_sides(graph, z, zero):
+    """The switches at their switching point that never switch near it: node k (deciding a
+    switch) -> its sign near the point, where k does not move to first order and its Hessian
+    over the inputs it depends on is definite, so k keeps that sign all around the point
+    (y*y in relu(y*y) at 0: f is y*y there, with Hessian 2). Only a k with no switch at its
+    switching point among its ancestors (whose derivatives are then those of one branch)."""
+    n = len(graph.names)
+    settled = {}
+    for k in (k for k in zero if isinstance(k, int) and k >= n):
+        ancestors, stack = set(), [k]
+        while stack:
+            for j in graph.nodes[stack.pop()].args:
+                if j not in ancestors:
+                    ancestors.add(j)
+                    stack.append(j)
+        if any(j in zero or ("tie", j) in zero for j in ancestors):
+            continue
+        gradient, hessian, _, _ = _derivatives(
+            Graph(graph.names, graph.nodes, k, graph.constants), z, {}, 2)
+        inputs = sorted(j for j in ancestors if j < n)
+        if not inputs or any(gradient[j] != 0 for j in range(n)):
+            continue  # no input, or k moves to first order: a real kink
+        matrix = mpmath.matrix([[hessian[a][b] for b in inputs] for a in inputs])
+        scale = max(abs(v) for v in matrix)
+        if scale == 0:
+            continue
+        eigenvalues = mpmath.eigsy(matrix, eigvals_only=True)
+        margin = scale * mpmath.mpf(10) ** -(mpmath.mp.dps // 2)
+        if all(e > margin for e in eigenvalues):
+            settled[k] = 1
+        elif all(e < -margin for e in eigenvalues):
+            settled[k] = -1
+    return settled
 
 
 def _degenerate(graph, first, n, zero):

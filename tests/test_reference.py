@@ -146,6 +146,40 @@ def test_a_mixed_partial_at_a_kink_is_one_judgement_both_ways():
     assert result.agree, result.table()  # central differences' symmetric 0.5 is a convention
 
 
+@pytest.mark.parametrize("f, branch", [
+    # the switch's argument has zero gradient and a definite Hessian: it keeps one sign all
+    # around the point, so f is one smooth branch there (given here as a SymPy formula)
+    (lambda x, y: dk.relu(y * y), lambda x, y: y**2),
+    (lambda x, y: 3 * dk.abs(x * x + y * y) + x, lambda x, y: 3 * (x**2 + y**2) + x),
+    (lambda x, y: dk.relu(-(x * x) - 2 * y * y) + y, lambda x, y: y),
+])
+def test_a_switch_that_never_switches_near_the_point_is_its_branch(f, branch):
+    x, y = sympy.symbols("x y", real=True)
+    expected = sympy.hessian(branch(x, y), (x, y)).subs({x: 0, y: 0})
+    ref = reference.compute(f, (0.0, 0.0), ("x", "y"), order=2)
+    assert ref.status == ("exact", "exact") and ref.kinks == ()
+    assert all(s == "exact" for row in ref.hessian_status for s in row)
+    assert ref.hessian.tolist() == [[float(v) for v in row] for row in expected.tolist()]
+
+
+@pytest.mark.parametrize("f", [
+    lambda x, y: dk.relu(x * y),  # switches along both axes: no second derivative
+    lambda x, y: dk.relu(y * y - x * x * x),  # semidefinite: switches along y**2 = x**3
+])
+def test_a_switch_that_may_switch_near_the_point_has_no_hessian(f):
+    ref = reference.compute(f, (0.0, 0.0), ("x", "y"), order=2)
+    assert any(s == "undefined" for row in ref.hessian_status for s in row)
+
+
+def test_ad_s_hessian_of_a_branch_that_never_switches_is_judged():
+    # relu(y*y) is y*y: its second derivative is 2, where relu'(0) = 0 gives AD 0
+    result = dk.compare(lambda y: dk.relu(y * y), 0.0, order=2)
+    assert not result.agree
+    assert result.methods["reverse"].hessian_wrong == ((0, 0),)
+    assert result.methods["central"].agree and result.methods["central"].hessian[0, 0] == (
+        pytest.approx(2.0, rel=1e-6))
+
+
 def test_ties_of_max_are_kinks_and_jumps_have_no_derivative():
     ref = reference.compute(lambda x, y: dk.maximum(x, y), (1.0, 1.0), ("x", "y"))
     assert ref.status == ("kink", "kink")
