@@ -962,21 +962,26 @@ def _settled_sides(graph, z, zero):
     """The switches at their switching point that never switch near it: node k (deciding a
     switch) -> its sign near the point, where k does not move to first order and its Hessian
     over the inputs it depends on is definite, so k keeps that sign all around the point
-    (y*y in relu(y*y) at 0: f is y*y there, with Hessian 2). Only a k with no switch at its
-    switching point among its ancestors (whose derivatives are then those of one branch)."""
+    (y*y in relu(y*y) at 0: f is y*y there, with Hessian 2). Only a k whose ancestors hold no
+    switch still at its switching point (settled ones, in topological order, are their branch:
+    relu(relu(y*y))), and only where each switch k decides has the same value on both sides
+    at the point: where(y*y > 0, 1 + 2*y, y) at 0 jumps there and has no derivative."""
     n = len(graph.names)
     settled = {}
-    for k in (k for k in zero if isinstance(k, int) and k >= n):
+    for k in sorted(k for k in zero if isinstance(k, int) and k >= n):
         ancestors, stack = set(), [k]
         while stack:
             for j in graph.nodes[stack.pop()].args:
                 if j not in ancestors:
                     ancestors.add(j)
                     stack.append(j)
-        if any(j in zero or ("tie", j) in zero for j in ancestors):
+        # an input at zero (x in relu(x) + abs(y*y)) is no switch of k's: only switch nodes
+        if any(graph.nodes[j].kind in _SWITCHES and (("tie", j) in zero or any(
+                s in zero and s not in settled for s in _switch_sides(graph.nodes[j])))
+               for j in ancestors):
             continue
         gradient, hessian, _, _ = _derivatives(
-            Graph(graph.names, graph.nodes, k, graph.constants), z, {}, 2)
+            Graph(graph.names, graph.nodes, k, graph.constants), z, dict(settled), 2)
         inputs = sorted(j for j in ancestors if j < n)
         if not inputs or any(gradient[j] != 0 for j in range(n)):
             continue  # no input, or k moves to first order: a real kink
@@ -986,11 +991,25 @@ def _settled_sides(graph, z, zero):
             continue
         eigenvalues = mpmath.eigsy(matrix, eigvals_only=True)
         margin = scale * mpmath.mpf(10) ** -(mpmath.mp.dps // 2)
-        if all(e > margin for e in eigenvalues):
-            settled[k] = 1
-        elif all(e < -margin for e in eigenvalues):
-            settled[k] = -1
+        sign = 1 if all(e > margin for e in eigenvalues) else (
+            -1 if all(e < -margin for e in eigenvalues) else 0)
+        if sign and _continuous(graph, z, settled, k, sign):
+            settled[k] = sign
     return settled
+
+
+def _continuous(graph, z, settled, k, sign):
+    """True when every switch that node k decides has the same value at z with k decided as
+    0 (as at the point) and as `sign` (as all around it)."""
+    at = _evaluate(graph, z, {**settled, k: 0}).values
+    near = _evaluate(graph, z, {**settled, k: sign}).values
+    tolerance = mpmath.mpf(10) ** -(mpmath.mp.dps // 2)
+    for i, node in enumerate(graph.nodes):
+        if node.kind in _SWITCHES and k in _switch_sides(node):
+            a, b = at[i], near[i]
+            if not (a == b or abs(a - b) <= tolerance * (1 + abs(a))):
+                return False
+    return True
 
 
 def _degenerate(graph, first, n, zero):

