@@ -1120,12 +1120,16 @@ def _limit(graph, point, order, dps, missing, hmissing, kept):
             samples = _samples(graph, z, direction, powers, order, [s], kept)
             jumps = _jumps(samples, powers, f0, dps)
             if s in missing:
-                gradient[s] = _entry_limit(samples, powers, lambda g, s=s: g[0][s], dps, jumps)
-                if gradient[s][2] == "none" and mpmath.isfinite(f0) and not jumps:
+                sides = _sided(samples, powers, lambda g, s=s: g[0][s], dps)
+                if None in sides and mpmath.isfinite(f0) and not jumps:
+                    # the formula has no limit on a side where f is defined (sqrt(relu(x)**2)
+                    # at 0 is inf * 0 on the left, where f is 0): f's own one-sided quotient
                     quotients = {key: ((v[2] - f0) / (key[0] * mpmath.mpf(10) ** -key[1]
                                                       * direction[s]),)
                                  for key, v in samples.items()}
-                    gradient[s] = _entry_limit(quotients, powers, lambda q: q[0], dps, jumps)
+                    sides = [q if side is None else side for side, q in zip(
+                        sides, _sided(quotients, powers, lambda q: q[0], dps))]
+                gradient[s] = (_UNDEFINED if jumps else _merge_sides(*sides))
             for r in range(n):
                 if (s, r) in hmissing:
                     hessian[s, r] = _entry_limit(samples, powers, lambda g, r=r: g[1][0][r],
@@ -1167,15 +1171,19 @@ def _samples(graph, z, direction, powers, order, rows, kept):
     return out
 
 
+_UNDEFINED = (math.nan, 0.0, "undefined", math.nan, math.nan)
+
+
 def _entry_limit(samples, powers, pick, dps, jumps=False):
     """(value, error, status, low, high) of one entry from its one-sided limits."""
     if jumps:
-        return (math.nan, 0.0, "undefined", math.nan, math.nan)
-    sides = []
-    for side in (-1, 1):
-        far, near = (pick(samples[side, p]) for p in powers)
-        sides.append(_converged(far, near, dps))
-    return _merge_sides(*sides)
+        return _UNDEFINED
+    return _merge_sides(*_sided(samples, powers, pick, dps))
+
+
+def _sided(samples, powers, pick, dps):
+    """[left, right]: each side's (value, error) limit of pick(sample), or None (no limit)."""
+    return [_converged(*(pick(samples[side, p]) for p in powers), dps) for side in (-1, 1)]
 
 
 def _converged(far, near, dps):

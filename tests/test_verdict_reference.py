@@ -9,6 +9,8 @@ Hessian), switches that jump there, nested switches, mixed partials at kinks, li
 and 1 ulp from a switch, and sums over vectors."""
 
 
+import math
+
 import mpmath
 import pytest
 
@@ -105,3 +107,27 @@ def test_torch_misses_the_same_curvature():
     result = dk.compare(lambda y: dk.relu(dk.relu(y * y)), 0.0, order=2)
     assert result.methods["reverse"].hessian[0, 0] == pytest.approx(torch_value, abs=1e-300)
     assert result.methods["reverse"].hessian_wrong == ((0, 0),)
+
+
+def m_sqrt(x):
+    return mpmath.sqrt(x) if x >= 0 else mpmath.nan
+
+
+@pytest.mark.parametrize("f, twin", [
+    # the derivative formula is inf * 0 on the left, where f is flat: the left slope is 0, so
+    # the derivative is a kink [0, 1] (it was 'limit' 1, from the right side alone)
+    (lambda x: dk.sqrt(dk.relu(x) ** 2), lambda x: m_sqrt(m_relu(x) ** 2)),
+    (lambda x: dk.sqrt(dk.relu(x) * dk.relu(x)), lambda x: m_sqrt(m_relu(x) * m_relu(x))),
+    (lambda x: dk.sqrt(dk.relu(x)), lambda x: m_sqrt(m_relu(x))),  # [0, inf]
+    (lambda x: dk.sqrt(dk.relu(-x)) + dk.relu(x), lambda x: m_sqrt(m_relu(-x)) + m_relu(x)),
+])
+def test_a_limit_takes_f_s_own_slope_on_a_side_where_the_formula_has_none(f, twin):
+    def slope(side):  # 1e-400 steps: beyond 1e200 the quotient is taken as infinite
+        value = one_sided(twin, (0.0,), 0, side)
+        return float(value) if abs(value) < 1e200 else math.copysign(math.inf, value)
+
+    left, right = slope(-1), slope(1)
+    assert left != right
+    ref = reference.compute(f, (0.0,), ("x",))
+    assert ref.status == ("kink",)
+    assert (ref.low[0], ref.high[0]) == (min(left, right), max(left, right))
