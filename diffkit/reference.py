@@ -488,7 +488,12 @@ def _choose(i, node, sweep, forced):
     nan = (_NAN, tuple(_NAN for _ in args))
     if kind == _ABS:
         s = sides[args[0]]
-        return nan if s is None else (abs(values[args[0]]), (mpmath.mpf(s),))
+        if s is None:
+            return nan
+        # a forced side keeps its branch s * x also where x has crossed 0 (a probe or a
+        # limit sample beyond a switch that is off its kink at the point): f is that branch
+        v = values[args[0]]
+        return (abs(v) if s == 0 else s * v), (mpmath.mpf(s),)
     if kind == _STEP:
         s = sides[args[0]]
         func, at_zero = node.data
@@ -506,6 +511,8 @@ def _choose(i, node, sweep, forced):
         tied = forced.get(("tie", i)) or [k for k, v in enumerate(vals) if v == best]
         sweep.ties[i] = tied
         w = mpmath.mpf(1) / len(tied)
+        if ("tie", i) in forced:  # the forced arguments, also where another has overtaken them
+            best = mpmath.fsum(vals[k] for k in tied) * w
         return best, tuple(w if k in tied else mpmath.mpf(0) for k in range(len(args)))
     for k, cond in enumerate(node.data):
         truth = _truth(cond, sides, values)
@@ -1116,7 +1123,9 @@ def _limit(graph, point, order, dps, missing, hmissing, kept):
         f0 = _evaluate(graph, z, {}).values[graph.output]
         for s in rows:
             direction = [0] * n
-            direction[s] = max(1, abs(z[s]))
+            # relative to x_s: the line stays on the side of 0 that x_s is on (relu(x)**y at
+            # y = 1e-300 is 0 for y > 0, inf for y < 0: a 1e-23 step took that for a jump)
+            direction[s] = abs(z[s]) if z[s] != 0 else 1
             samples = _samples(graph, z, direction, powers, order, [s], kept)
             jumps = _jumps(samples, powers, f0, dps)
             if s in missing:

@@ -131,3 +131,44 @@ def test_a_limit_takes_f_s_own_slope_on_a_side_where_the_formula_has_none(f, twi
     ref = reference.compute(f, (0.0,), ("x",))
     assert ref.status == ("kink",)
     assert (ref.low[0], ref.high[0]) == (min(left, right), max(left, right))
+
+
+def m_max(a, b):
+    return a if a >= b else b
+
+
+@pytest.mark.parametrize("point", [(-1e-300, 1e-300), (1e-300, -1e-300), (5e-324, -5e-324),
+                                   (-1e-300, 2e-300)])
+@pytest.mark.parametrize("f, twin", [
+    # the outer switch is at its kink; the inner ones are 1e-300 (or 1 ulp) off theirs. The
+    # probe beside the point (1e-23 away) kept the inner abs's slope but took its value across
+    # its kink, saw the outer argument positive on both sides and called the slope exact:
+    # AD's 0 (inside the one-sided interval [-1, 1]) was blamed
+    (lambda x, y: dk.abs(dk.abs(x) - dk.abs(y)), lambda x, y: abs(abs(x) - abs(y))),
+    (lambda x, y: dk.abs(dk.maximum(x, -x) - dk.maximum(y, -y)),
+     lambda x, y: abs(m_max(x, -x) - m_max(y, -y))),
+    (lambda x, y: dk.relu(dk.maximum(x, -x) - dk.abs(y)),
+     lambda x, y: m_relu(m_max(x, -x) - abs(y))),
+    (lambda x, y: dk.relu(dk.abs(x) - dk.abs(y)) * 2, lambda x, y: m_relu(abs(x) - abs(y)) * 2),
+])
+def test_a_switch_at_its_kink_over_switches_a_hair_off_theirs(f, twin, point):
+    result = dk.compare(f, *point)
+    for k in range(2):
+        left, right = (float(one_sided(twin, point, k, side)) for side in (-1, 1))
+        assert (result.bounds[k]) == (min(left, right), max(left, right)), result.table()
+        for name in ("reverse", "forward"):
+            inside = min(left, right) <= result.methods[name].gradient[k] <= max(left, right)
+            assert inside == (k not in result.methods[name].wrong), result.table()
+
+
+def test_a_limit_beside_a_pole_of_the_formula_stays_on_its_side():
+    # relu(x)**y at x = -1e-300 is 0**y: 0 for y > 0, inf for y < 0. At y = 1e-300 the slope
+    # along y is 0 (f is 0 all around), but d/dy = 0**y log 0 is undefined and its limit took
+    # samples at y -+ 1e-23, across y = 0, and called f's jump there a jump at the point
+    def twin(x, y):
+        return m_relu(x) ** y
+
+    point = (-1e-300, 1e-300)
+    assert [one_sided(twin, point, 1, side) for side in (-1, 1)] == [0, 0]
+    ref = reference.compute(lambda x, y: dk.relu(x) ** y, point, ("x", "y"))
+    assert ref.status[1] in ("exact", "limit") and ref.gradient[1] == 0.0
