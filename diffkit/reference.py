@@ -853,10 +853,12 @@ def _at_precisions(graph, point, order, low_dps, high_dps):
                         hstatus[s][r] = "undefined"  # the gradient is not differentiable
                         hess[s, r] = math.nan
                         continue
-                    left, right = kink.left_rows[s][r], kink.right_rows[s][r]
-                    if not _same(left, right):
+                    values = [kink.left_rows[s][r], kink.right_rows[s][r],
+                              *kink.quadrants.get((min(s, r), max(s, r)), ())]
+                    right = values[1]
+                    if not all(_same(v, right) for v in values):
                         hstatus[s][r] = "kink"
-                        hlow[s, r], hhigh[s, r] = min(left, right), max(left, right)
+                        hlow[s, r], hhigh[s, r] = min(values), max(values)
                         hess[s, r] = math.nan
                     else:
                         hess[s, r] = hlow[s, r] = hhigh[s, r] = right
@@ -1037,6 +1039,7 @@ class _Sides:
     jumps: tuple
     left_rows: list
     right_rows: list
+    quadrants: dict  # (s, r), s < r -> d2f/dx_s dx_r with the switches as at the 4 diagonals
 
 
 def _one_sided(graph, point, forced, zero, order, precisions):
@@ -1053,7 +1056,7 @@ def _one_sided(graph, point, forced, zero, order, precisions):
             sided = []
             jump = False
             for direction in (-1, 1):
-                side_forced = _side_signs(graph, z, forced, zero, s, direction, dps)
+                side_forced = _side_signs(graph, z, forced, zero, {s: direction}, dps)
                 grad, hess, sweep, _ = _derivatives(graph, z, side_forced, order)
                 value = sweep.values[graph.output]
                 if not (value == base or abs(value - base) <= 10 ** (-dps // 2) * (1 + abs(base))):
@@ -1065,10 +1068,27 @@ def _one_sided(graph, point, forced, zero, order, precisions):
             left_rows.append(sided[0][1])
             right_rows.append(sided[1][1])
             jumps.append(jump)
+        quadrants = {}
+        if order == 2:
+            # a mixed partial sees switches of both variables at once: relu(x) * relu(y) at 0
+            # is 0 along each axis, xy in the quadrant x, y > 0 (its d2f/dxdy: 1 there)
+            for s in range(n):
+                for r in range(s + 1, n):
+                    quadrants[s, r] = [float(_row(graph, z, _side_signs(
+                        graph, z, forced, zero, {s: a, r: b}, dps), s)[r])
+                        for a in (-1, 1) for b in (-1, 1)]
     labels = list(dict.fromkeys(_label(graph, zero)))
     text = ", ".join(labels[:_MAX_LABELS]) + (" and others" if len(labels) > _MAX_LABELS else "")
     return _Sides(Kink(f"{text} at its switching point", tuple(left), tuple(right)),
-                  tuple(jumps), left_rows, right_rows)
+                  tuple(jumps), left_rows, right_rows, quadrants)
+
+
+def _row(graph, z, forced, s):
+    """Row s of the Hessian at z under forced switch decisions (mpf)."""
+    sweep = _evaluate(graph, z, forced)
+    first, second = _partials(graph, sweep, 2)
+    adjoint = _adjoints(graph, first, len(graph.names))
+    return _hessian_row(graph, first, second, len(graph.names), s, adjoint)
 
 
 def _label(graph, zero):
@@ -1078,12 +1098,13 @@ def _label(graph, zero):
             yield node.label or "a switch"
 
 
-def _side_signs(graph, z, forced, zero, s, direction, dps):
-    """Switch decisions just beside the point along direction * e_s: those at a switching
-    point as they fall at x + direction * delta * e_s, all others as at the point."""
-    delta = mpmath.mpf(10) ** (-(dps // 3)) * max(1, abs(z[s]))
+def _side_signs(graph, z, forced, zero, moves, dps):
+    """Switch decisions just beside the point, moved by direction * delta along e_s for each
+    s -> direction in `moves`: those at a switching point as they fall there, all others as
+    at the point."""
     moved = list(z)
-    moved[s] = z[s] + direction * delta
+    for s, direction in moves.items():
+        moved[s] = z[s] + direction * mpmath.mpf(10) ** (-(dps // 3)) * max(1, abs(z[s]))
     near = _evaluate(graph, moved, {k: v for k, v in forced.items() if k not in zero})
     out = dict(forced)
     for k, at_point in zero.items():

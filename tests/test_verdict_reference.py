@@ -12,6 +12,7 @@ and 1 ulp from a switch, and sums over vectors."""
 import math
 
 import mpmath
+import numpy as np
 import pytest
 
 import diffkit as dk
@@ -172,3 +173,48 @@ def test_a_limit_beside_a_pole_of_the_formula_stays_on_its_side():
     assert [one_sided(twin, point, 1, side) for side in (-1, 1)] == [0, 0]
     ref = reference.compute(lambda x, y: dk.relu(x) ** y, point, ("x", "y"))
     assert ref.status[1] in ("exact", "limit") and ref.gradient[1] == 0.0
+
+
+@pytest.mark.parametrize("f, twin", [
+    (lambda x, y: dk.relu(x) * dk.relu(y), lambda x, y: m_relu(x) * m_relu(y)),
+    (lambda x, y: dk.abs(x) * dk.abs(y), lambda x, y: abs(x) * abs(y)),
+])
+def test_a_mixed_partial_sees_both_variables_switches_at_once(f, twin):
+    """d2f/dxdy at (0, 0) from the four diagonal quadrants (mixed second differences with
+    exact steps): relu(x) * relu(y) is xy for x, y > 0 and 0 elsewhere, so [0, 1]; along each
+    axis alone every row looks like 0. Central differences' symmetric 0.25 was blamed."""
+    h = mpmath.mpf(10) ** -300
+    quadrants = []
+    with mpmath.workdps(DPS):
+        for a in (-1, 1):
+            for b in (-1, 1):
+                quadrants.append(float((twin(a * h, b * h) - twin(a * h, 0) - twin(0, b * h)
+                                        + twin(0, 0)) / (a * b * h * h)))
+    ref = reference.compute(f, (0.0, 0.0), ("x", "y"), order=2)
+    for s, r in ((0, 1), (1, 0)):
+        assert ref.hessian_status[s][r] == "kink"
+        assert (ref.hessian_low[s, r], ref.hessian_high[s, r]) == (min(quadrants),
+                                                                   max(quadrants))
+    result = dk.compare(f, 0.0, 0.0, order=2)
+    assert result.agree, result.table()
+
+
+def test_mixed_partials_of_a_sum_over_vectors_at_their_switches():
+    # sum_i relu(x_i) * relu(y_i) at pairs (0, 0), (0, -1), (1, 0): only pair 0's mixed entry
+    # is a [0, 1] kink; pair 2's df/dy_2 = relu(1) H(y_2) is itself a kink [0, 1] (no second
+    # derivative through y_2); every other mixed entry is exactly 0 (no common term)
+    x = np.array([0.0, 0.0, 1.0])
+    y = np.array([0.0, -1.0, 0.0])
+    ref = reference.compute(lambda x, y: dk.sum(dk.relu(x) * dk.relu(y)), (x, y), ("x", "y"),
+                            order=2)
+    assert ref.status == ("exact",) * 5 + ("kink",)
+    assert (ref.low[5], ref.high[5]) == (0.0, 1.0)
+    for i in range(5):
+        for j in range(5):
+            if {i, j} != {0, 3}:
+                assert ref.hessian_status[i][j] == "exact" and ref.hessian[i, j] == 0.0
+        assert ref.hessian_status[i][5] == ref.hessian_status[5][i] == "undefined"
+    assert ref.hessian_status[0][3] == ref.hessian_status[3][0] == "kink"
+    assert (ref.hessian_low[0, 3], ref.hessian_high[0, 3]) == (0.0, 1.0)
+    result = dk.compare(lambda x, y: dk.sum(dk.relu(x) * dk.relu(y)), x, y, order=2)
+    assert result.agree, result.table()
