@@ -1071,9 +1071,12 @@ def _one_sided(graph, point, forced, zero, order, precisions):
         quadrants = {}
         if order == 2:
             # a mixed partial sees switches of both variables at once: relu(x) * relu(y) at 0
-            # is 0 along each axis, xy in the quadrant x, y > 0 (its d2f/dxdy: 1 there)
-            for s in range(n):
-                for r in range(s + 1, n):
+            # is 0 along each axis, xy in the quadrant x, y > 0 (its d2f/dxdy: 1 there); only
+            # pairs of inputs that both reach a switch at its switching point can see that
+            touched = sorted(_inputs_of(graph, [k if isinstance(k, int) else k[1]
+                                                for k in zero]))
+            for number, s in enumerate(touched):
+                for r in touched[number + 1:]:
                     quadrants[s, r] = [float(_row(graph, z, _side_signs(
                         graph, z, forced, zero, {s: a, r: b}, dps), s)[r])
                         for a in (-1, 1) for b in (-1, 1)]
@@ -1081,6 +1084,18 @@ def _one_sided(graph, point, forced, zero, order, precisions):
     text = ", ".join(labels[:_MAX_LABELS]) + (" and others" if len(labels) > _MAX_LABELS else "")
     return _Sides(Kink(f"{text} at its switching point", tuple(left), tuple(right)),
                   tuple(jumps), left_rows, right_rows, quadrants)
+
+
+def _inputs_of(graph, nodes) -> set:
+    """The inputs (flat positions) that any of `nodes` depends on."""
+    n = len(graph.names)
+    seen, stack = set(nodes), list(nodes)
+    while stack:
+        for j in graph.nodes[stack.pop()].args:
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return {j for j in seen if j < n}
 
 
 def _row(graph, z, forced, s):
