@@ -192,15 +192,7 @@ def evaluate(case: Case) -> dict:
         verdict = "kink"
     else:
         verdict = "agree"
-    errors = []
-    for m in result.methods.values():
-        if m.wrong:
-            names = ", ".join(result.names[k] for k in m.wrong)
-            errors.append(f"{m.name} is wrong in d/d({names})")
-        if m.hessian_wrong:
-            entries = ", ".join(f"({result.names[i]}, {result.names[j]})"
-                                for i, j in m.hessian_wrong)
-            errors.append(f"{m.name} Hessian is wrong in {entries}")
+    errors = result.blame()
     if not result.agree and not errors:
         errors.append(result.summary()[0])
     record = _record(case, verdict)

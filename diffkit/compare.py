@@ -150,10 +150,7 @@ class Comparison:
             source += (f", {reference.DIGITS}+ digits" if self.digits >= reference.DIGITS
                        else f", {max(0, int(self.digits))} digits proven")
         lines = [f"{verdict} (reference: {source}; value {_number(self.value)})"]
-        for m in self.methods.values():
-            if m.wrong:
-                names = ", ".join(self.names[k] for k in m.wrong[:6])
-                lines.append(f"{m.name} is wrong in d/d({names})")
+        lines += self.blame(hessian=False, limit=6)  # the Hessian table shows its own
         for k in self.kinks:
             if not k.differentiable:
                 lines.append(
@@ -162,6 +159,26 @@ class Comparison:
                     f"convention, not an error"
                 )
         lines.extend(self.notes)
+        return lines
+
+    def blame(self, hessian: bool = True, limit: int | None = None) -> list[str]:
+        """One line per method proven wrong, naming its wrong gradient entries (at most
+        `limit` names) and, with `hessian`, another for its wrong Hessian entries.
+
+        Example:
+            >>> import diffkit as dk
+            >>> compare(lambda x: dk.relu(x) - dk.relu(-x), 0.0).blame()
+            ['reverse is wrong in d/d(x0)', 'forward is wrong in d/d(x0)']
+        """
+        lines = []
+        for m in self.methods.values():
+            if m.wrong:
+                names = ", ".join(self.names[k] for k in m.wrong[:limit])
+                lines.append(f"{m.name} is wrong in d/d({names})")
+            if hessian and m.hessian_wrong:
+                entries = ", ".join(f"({self.names[i]}, {self.names[j]})"
+                                    for i, j in m.hessian_wrong)
+                lines.append(f"{m.name} Hessian is wrong in {entries}")
         return lines
 
     def __str__(self):
