@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffkit.errors import DiffkitError, InputError
+from diffkit.errors import DiffkitError, InputError, first_line
 
 FIELDS = ("name", "expr", "at", "order", "expect", "rtol", "atol")
 REQUIRED = ("name", "expr", "at")
@@ -183,7 +183,7 @@ def evaluate(case: Case) -> dict:
         return error_record(case, f"{type(error).__name__}: {error}",
                             time.perf_counter() - start)
     except Exception as error:  # a diffkit bug: this case fails, the batch goes on
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         return error_record(case, f"internal error: {type(error).__name__}: {first}",
                             time.perf_counter() - start)
     if not result.agree:

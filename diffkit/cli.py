@@ -12,7 +12,7 @@ import re
 import sys
 import time
 
-from diffkit.errors import DiffkitError, InputError
+from diffkit.errors import DiffkitError, InputError, first_line
 
 EXIT_AGREE = 0
 EXIT_DISAGREE = 1
@@ -491,7 +491,7 @@ def _run(argv) -> int:
               f"process ({type(error).__name__})", file=sys.stderr)
         return EXIT_INVALID
     except Exception as error:  # a bug in diffkit: still one line, never a traceback
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         print(f"{name}: internal error: {type(error).__name__}: {first}", file=sys.stderr)
         return EXIT_INTERNAL
 

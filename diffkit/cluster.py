@@ -19,7 +19,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from diffkit.batch import START_SECONDS, Child, WorkerStartError
 from diffkit.cases import Case, error_record
-from diffkit.errors import InputError
+from diffkit.errors import InputError, first_line
 
 PLUGIN = "diffkit-batch"
 CONNECT_SECONDS = 10
@@ -97,7 +97,7 @@ def run_on_cluster(cases, address: str, timeout: float):
     try:
         client = Client(address, timeout=CONNECT_SECONDS)
     except (OSError, TimeoutError, ValueError, TypeError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error, type(error).__name__)
         raise InputError(f"cannot reach a Dask scheduler at {address} ({first}); start one "
                          f"with `dask scheduler` and give the tcp://HOST:PORT it prints") from None
     futures = {}
@@ -116,7 +116,7 @@ def run_on_cluster(cases, address: str, timeout: float):
             try:
                 records = future.result()
             except Exception as error:  # a task lost with its Dask worker, or one that failed
-                first = str(error).splitlines()[0] if str(error) else ""
+                first = first_line(error)
                 records = [error_record(case, f"the Dask task failed: {type(error).__name__}: "
                                         f"{first}", 0.0) for case in chunk]
             yield from records

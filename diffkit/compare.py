@@ -18,7 +18,7 @@ from tabulate import tabulate
 from diffkit import numeric, ops, reference
 from diffkit.arguments import check_input
 from diffkit.core import shape_of
-from diffkit.errors import InputError
+from diffkit.errors import InputError, first_line
 from diffkit.expression import Expression
 from diffkit.forward import jvp
 from diffkit.reverse import grad
@@ -409,7 +409,7 @@ def _run(name, compute):
         note = raw.note
     except (Exception, _Timeout) as error:  # a method that cannot run is reported, never fatal
         applicable = False
-        message = str(error).splitlines()[0] if str(error) else ""
+        message = first_line(error)
         plain = (_NotApplicable, _Timeout, reference.Unavailable)
         note = message if isinstance(error, plain) else (
             f"{type(error).__name__}: {message}")

@@ -23,7 +23,7 @@ from tabulate import tabulate
 from diffkit import corpus, reference
 from diffkit.check import CLAIMED, accepted, allowance, judge
 from diffkit.compare import EPS, FLOOR, NOISE_ULPS
-from diffkit.errors import InputError
+from diffkit.errors import InputError, first_line
 from diffkit.ops import PRIMITIVES
 from diffkit.reverse import grad
 from diffkit.reverse import trace as trace_tape
@@ -175,7 +175,7 @@ def _import(spec: str) -> ModuleType:
         raise InputError(f"adapter {spec} cannot be imported ({error}); install its engine, or "
                          f"give a .py file or module that defines an adapter") from None
     except Exception as error:  # the adapter's own code failed: one line, never a traceback
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise InputError(f"adapter {spec} failed to load: {type(error).__name__}: "
                          f"{first}") from None
 
@@ -200,7 +200,7 @@ def _smoke(adapter: Adapter) -> None:
     except InputError:
         raise
     except Exception as error:
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise InputError(f"adapter {adapter.source} is unusable: {type(error).__name__}: "
                          f"{first}") from None
 
@@ -479,8 +479,8 @@ def _judged(adapter, build, point, names, function, expected_value, spread=0.0,
     try:
         got, first, second, mutated = _run_engine(adapter, build, point, again)
     except Exception as error:  # the engine failed at a point where f has a value
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        return _Outcome([("error", None, f"{type(error).__name__}: {first_line}"[:120])], [],
+        message = first_line(error)
+        return _Outcome([("error", None, f"{type(error).__name__}: {message}"[:120])], [],
                         math.nan, "", True)
     ref = reference.compute(function, point, names)
     entries = accepted(ref)
@@ -723,7 +723,7 @@ def deepest_chain(adapter, quick: bool = False, depths=None) -> tuple:
             out = chain(x, c=c)
             got = float(adapter.gradients(out, [x])[0])
         except Exception as error:  # RecursionError, MemoryError, the engine's own
-            first = str(error).splitlines()[0] if str(error) else ""
+            first = first_line(error)
             return deepest, name, f"{type(error).__name__} at depth {depth}: {first}"[:160]
         expected = float(grad(lambda v, depth=depth: chain(
             v, op=prim, depth=depth, c=constant))(0.5))
@@ -781,7 +781,7 @@ def cost_factor(adapter, quick: bool = False) -> tuple:
                 break
         return _fitted(times, 2e-5, "time")
     except Exception as error:  # the engine fails on the map: not measured, said why
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         return None, f"{type(error).__name__}: {first}"[:120]
 
 

@@ -15,7 +15,7 @@ from diffkit import numeric
 from diffkit.arguments import check_input
 from diffkit.boxes import ArrayBox
 from diffkit.core import new_level
-from diffkit.errors import RuleError
+from diffkit.errors import RuleError, first_line
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 RTOL = 1e-6
@@ -178,7 +178,7 @@ def _check(prim, vals, params, ans, k, where, rng, rtol):
             out.append(RuleCheck(*base, math.nan, tolerance, where, "missing", str(error)))
             continue
         except Exception as error:  # a rule that exists and fails
-            first = str(error).splitlines()[0] if str(error) else ""
+            first = first_line(error)
             out.append(RuleCheck(*base, math.nan, tolerance, where, "raised",
                                  f"{type(error).__name__}: {first}"))
             continue

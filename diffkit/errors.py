@@ -1,6 +1,18 @@
 """diffkit's own exceptions: each message is one line that tells the user what to do."""
 
 
+def first_line(error, default: str = "") -> str:
+    """Return the first line of str(error), or `default` when it is empty: what a one-line
+    message quotes of an exception.
+
+    Example:
+        >>> first_line(ValueError("bad\\nmore")), first_line(KeyError(), "missing")
+        ('bad', 'missing')
+    """
+    text = str(error)
+    return text.splitlines()[0] if text else default
+
+
 class DiffkitError(Exception):
     """Base class of every error diffkit raises on purpose."""
 

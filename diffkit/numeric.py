@@ -45,7 +45,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diffkit.arguments import normalize_argnums
-from diffkit.errors import DiffkitError, InputError, NotAnalyticError, SwitchPointError
+from diffkit.errors import (
+    DiffkitError,
+    InputError,
+    NotAnalyticError,
+    SwitchPointError,
+    first_line,
+)
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)  # no error estimate is below the smallest normal float
@@ -635,10 +641,9 @@ def _imaginary(point: _Point, m: int, x: float, h: float, moves: tuple = ()) -> 
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             out = point(z)
     except SwitchPointError as exc:
-        raise _AtSwitch(f"{(str(exc).splitlines() or [''])[0]} ({point.where(m)})", False) \
-            from None
+        raise _AtSwitch(f"{first_line(exc)} ({point.where(m)})", False) from None
     except NotAnalyticError as exc:
-        message = (str(exc).splitlines() or ["f is not analytic"])[0].rstrip(".")
+        message = first_line(exc, "f is not analytic").rstrip(".")
         raise _Unavailable(message + ("" if "complex step" in message else tail), False) from None
     except DiffkitError:
         raise

@@ -18,7 +18,7 @@ from sympy.core.parameters import evaluate as _unevaluated_flag
 
 from diffkit.boxes import ArrayBox
 from diffkit.core import Box, new_level, primal
-from diffkit.errors import InputError
+from diffkit.errors import InputError, first_line
 
 DIGITS = 30  # significant digits the reference must prove, or else say how many it has
 LADDER = ((50, 70), (100, 140), (250, 330))  # working precisions (decimal digits), in turn
@@ -206,7 +206,7 @@ def trace(f, args, names) -> Graph:
     except Unavailable:
         raise
     except (TypeError, ValueError, AttributeError, NotImplementedError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error, type(error).__name__)
         if "truth value of Relational" in first:
             raise Unavailable(_BRANCHES) from None
         raise Unavailable(f"f cannot be traced into SymPy ({first})") from None

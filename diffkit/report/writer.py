@@ -14,7 +14,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from diffkit import experiments
-from diffkit.errors import InputError
+from diffkit.errors import InputError, first_line
 from diffkit.experiments import run_study
 from diffkit.report import plots
 from diffkit.report.pages import TIMING_MARK, headline, page, render
@@ -263,7 +263,7 @@ def _study_child(send, name, quick, seeds, progress):
         try:
             send.send((False, error, 0))
         except Exception:  # an exception that does not pickle: its type and first line
-            first = (str(error).splitlines() or [""])[0]
+            first = first_line(error)
             send.send((False, RuntimeError(f"{type(error).__name__}: {first}"), 0))
     finally:
         send.close()
