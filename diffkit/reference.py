@@ -637,9 +637,10 @@ def _hessian_row(graph, first, second, n, s, adjoint):
     return [dadjoint.get(j, zero) for j in range(n)]
 
 
-def _derivatives(graph, z, forced, order, sweep=None):
+def _derivatives(graph, z, forced, order, sweep=None, rows=None):
     """(gradient, Hessian or None, sweep, partials) at z under forced switch decisions, in
-    mpf; `sweep`, when given, is z's evaluation under the same decisions."""
+    mpf; `sweep`, when given, is z's evaluation under the same decisions; `rows`, when given,
+    the only Hessian rows computed (in that order)."""
     n = len(graph.names)
     if sweep is None:
         sweep = _evaluate(graph, z, forced)
@@ -647,7 +648,8 @@ def _derivatives(graph, z, forced, order, sweep=None):
     adjoint = _adjoints(graph, first, n)
     hess = None
     if order == 2:
-        hess = [_hessian_row(graph, first, second, n, s, adjoint) for s in range(n)]
+        hess = [_hessian_row(graph, first, second, n, s, adjoint)
+                for s in (range(n) if rows is None else rows)]
     return adjoint[:n], hess, sweep, (first, second)
 
 
@@ -1077,8 +1079,8 @@ def _one_sided(graph, point, forced, zero, order, precisions):
                                                 for k in zero]))
             for number, s in enumerate(touched):
                 for r in touched[number + 1:]:
-                    quadrants[s, r] = [float(_row(graph, z, _side_signs(
-                        graph, z, forced, zero, {s: a, r: b}, dps), s)[r])
+                    quadrants[s, r] = [float(_derivatives(graph, z, _side_signs(
+                        graph, z, forced, zero, {s: a, r: b}, dps), 2, rows=[s])[1][0][r])
                         for a in (-1, 1) for b in (-1, 1)]
     labels = list(dict.fromkeys(_label(graph, zero)))
     text = ", ".join(labels[:_MAX_LABELS]) + (" and others" if len(labels) > _MAX_LABELS else "")
@@ -1096,14 +1098,6 @@ def _inputs_of(graph, nodes) -> set:
                 seen.add(j)
                 stack.append(j)
     return {j for j in seen if j < n}
-
-
-def _row(graph, z, forced, s):
-    """Row s of the Hessian at z under forced switch decisions (mpf)."""
-    sweep = _evaluate(graph, z, forced)
-    first, second = _partials(graph, sweep, 2)
-    adjoint = _adjoints(graph, first, len(graph.names))
-    return _hessian_row(graph, first, second, len(graph.names), s, adjoint)
 
 
 def _label(graph, zero):
