@@ -980,12 +980,7 @@ def _settled_sides(graph, z, zero):
     n = len(graph.names)
     settled = {}
     for k in sorted(k for k in zero if isinstance(k, int) and k >= n):
-        ancestors, stack = set(), [k]
-        while stack:
-            for j in graph.nodes[stack.pop()].args:
-                if j not in ancestors:
-                    ancestors.add(j)
-                    stack.append(j)
+        ancestors = _ancestors(graph, [k])
         # an input at zero (x in relu(x) + abs(y*y)) is no switch of k's: only switch nodes
         if any(graph.nodes[j].kind in _SWITCHES and (("tie", j) in zero or any(
                 s in zero and s not in settled for s in _switch_sides(graph.nodes[j])))
@@ -1088,16 +1083,21 @@ def _one_sided(graph, point, forced, zero, order, precisions):
                   tuple(jumps), left_rows, right_rows, quadrants)
 
 
-def _inputs_of(graph, nodes) -> set:
-    """The inputs (flat positions) that any of `nodes` depends on."""
-    n = len(graph.names)
-    seen, stack = set(nodes), list(nodes)
+def _ancestors(graph, nodes) -> set:
+    """Every node that one of `nodes` depends on (through its arguments, at any depth)."""
+    seen, stack = set(), list(nodes)
     while stack:
         for j in graph.nodes[stack.pop()].args:
             if j not in seen:
                 seen.add(j)
                 stack.append(j)
-    return {j for j in seen if j < n}
+    return seen
+
+
+def _inputs_of(graph, nodes) -> set:
+    """The inputs (flat positions) that any of `nodes` is or depends on."""
+    n = len(graph.names)
+    return {j for j in _ancestors(graph, nodes) | set(nodes) if j < n}
 
 
 def _label(graph, zero):
